@@ -1,0 +1,3 @@
+module github.com/lethe-privacy/lethe
+
+go 1.26.8

@@ -1,0 +1,112 @@
+package lethe
+
+import (
+	"context"
+	"time"
+)
+
+// Role is what a principal may do, as a named set of permissions.
+type Role string
+
+// The roles. docs/roles.md describes who each one is for; the permission
+// matrix below is the one source of truth and a test keeps that page equal
+// to it.
+const (
+	RoleAdmin   Role = "admin"   // operates Lethe: keys, configuration, metrics
+	RoleDPO     Role = "dpo"     // the data-protection officer: requests, audit, consent
+	RoleSupport Role = "support" // customer support: looks subjects up, masked reads
+	RoleService Role = "service" // an application: stores and uses personal data for a purpose
+	RoleAuditor Role = "auditor" // reads the audit trail and metrics, changes nothing
+)
+
+// Roles lists every role in a stable order.
+var Roles = []Role{RoleAdmin, RoleDPO, RoleSupport, RoleService, RoleAuditor}
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool {
+	for _, v := range Roles {
+		if r == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Permission names one thing a route does. Every API route declares exactly
+// one; the empty permission is reserved for unauthenticated health probes.
+type Permission string
+
+// The permissions.
+const (
+	PermPublic     Permission = ""            // no credentials needed: health probes only
+	PermSelf       Permission = "self.read"   // read one's own principal and the API description
+	PermKeysManage Permission = "keys.manage" // create, list and revoke API keys
+	PermMetrics    Permission = "metrics.read"
+)
+
+// Permissions lists every permission that needs credentials, in a stable
+// order.
+var Permissions = []Permission{PermSelf, PermKeysManage, PermMetrics}
+
+// rolePermissions is the permission matrix: least privilege, so a role has
+// only what its job needs.
+var rolePermissions = map[Role][]Permission{
+	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics},
+	RoleDPO:     {PermSelf},
+	RoleSupport: {PermSelf},
+	RoleService: {PermSelf},
+	RoleAuditor: {PermSelf, PermMetrics},
+}
+
+// Can reports whether role r holds permission p. Every role holds
+// PermPublic; an unknown role holds nothing else.
+func (r Role) Can(p Permission) bool {
+	if p == PermPublic {
+		return true
+	}
+	for _, q := range rolePermissions[r] {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// APIKey is a principal that authenticates with a bearer secret. The secret
+// itself is shown once, at creation, and never stored: only its SHA-256
+// hash is. A 256-bit random secret needs no slow password hash.
+type APIKey struct {
+	ID        string     // public identifier, "key_…"; safe to log
+	Name      string     // what the key is for, chosen by the admin
+	Role      Role       // what the key may do
+	Hash      []byte     // SHA-256 of the secret
+	CreatedAt time.Time  // when it was made
+	ExpiresAt *time.Time // nil: never expires
+	RevokedAt *time.Time // nil: not revoked
+}
+
+// Active reports whether k may authenticate at time now.
+func (k *APIKey) Active(now time.Time) bool {
+	if k.RevokedAt != nil && !now.Before(*k.RevokedAt) {
+		return false
+	}
+	if k.ExpiresAt != nil && !now.Before(*k.ExpiresAt) {
+		return false
+	}
+	return true
+}
+
+// APIKeyStore persists API keys in the data store. Implementations are safe
+// for concurrent use.
+type APIKeyStore interface {
+	// CreateAPIKey stores k. ECONFLICT if its ID or hash already exists.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// APIKeyByHash returns the key whose secret hashes to hash, revoked
+	// and expired keys included. ENOTFOUND if there is none.
+	APIKeyByHash(ctx context.Context, hash []byte) (*APIKey, error)
+	// APIKeys lists all keys, oldest first.
+	APIKeys(ctx context.Context) ([]*APIKey, error)
+	// RevokeAPIKey marks key id revoked at time at. ENOTFOUND if there is no
+	// such key. Revoking a revoked key keeps its first revocation time.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+}
