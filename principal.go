@@ -2,6 +2,11 @@ package lethe
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"strings"
 	"time"
 )
 
@@ -109,4 +114,59 @@ type APIKeyStore interface {
 	// RevokeAPIKey marks key id revoked at time at. ENOTFOUND if there is no
 	// such key. Revoking a revoked key keeps its first revocation time.
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+}
+
+// APIKeySecretPrefix starts every API key secret, so secret scanners and
+// people recognise a leaked Lethe key.
+const APIKeySecretPrefix = "lethe_"
+
+// NewAPIKey makes a key with a fresh 256-bit random secret and returns it
+// with the secret, which the caller shows once and then forgets. EINVALID
+// for an unknown role, an empty name or an expiry not after now.
+func NewAPIKey(name string, role Role, now time.Time, expiresAt *time.Time) (*APIKey, string, error) {
+	if !role.Valid() {
+		return nil, "", Errorf(EINVALID, "unknown role %q: use one of admin, dpo, support, service, auditor", role)
+	}
+	if err := validKeyName(name); err != nil {
+		return nil, "", err
+	}
+	if expiresAt != nil && !expiresAt.After(now) {
+		return nil, "", Errorf(EINVALID, "expiry must be in the future")
+	}
+	id := make([]byte, 10)
+	secret := make([]byte, 32)
+	rand.Read(id) // crypto/rand.Read never fails and always fills the buffer
+	rand.Read(secret)
+	s := APIKeySecretPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	k := &APIKey{
+		ID:        "key_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(id)),
+		Name:      name,
+		Role:      role,
+		Hash:      HashAPIKeySecret(s),
+		CreatedAt: now.UTC(),
+	}
+	if expiresAt != nil {
+		t := expiresAt.UTC()
+		k.ExpiresAt = &t
+	}
+	return k, s, nil
+}
+
+// HashAPIKeySecret returns the SHA-256 of secret, the only form in which a
+// secret is stored or compared.
+func HashAPIKeySecret(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+func validKeyName(name string) error {
+	if name == "" || len(name) > 100 {
+		return Errorf(EINVALID, "key name must be 1 to 100 characters")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return Errorf(EINVALID, "key name must not contain control characters")
+		}
+	}
+	return nil
 }

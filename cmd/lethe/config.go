@@ -1,0 +1,184 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything `lethe serve` reads, once, at start. Each field can
+// be set by a flag or by the LETHE_* environment variable named beside it;
+// a flag wins. Secrets are never taken from flags: a database password goes
+// in the environment (LETHE_STORE, PGPASSWORD) or a pgpass file.
+type Config struct {
+	DataDir         string        // --data-dir, LETHE_DATA_DIR
+	Addr            string        // --addr, LETHE_ADDR
+	Store           string        // --store, LETHE_STORE: "" (SQLite in DataDir) or postgres://…
+	KeyStore        string        // --key-store, LETHE_KEY_STORE: "" (DataDir/keys.db), a file path or postgres://…
+	TLSCert         string        // --tls-cert, LETHE_TLS_CERT
+	TLSKey          string        // --tls-key, LETHE_TLS_KEY
+	InsecureHTTP    bool          // --insecure-http: plain HTTP, loopback only
+	MaxBodyBytes    int64         // --max-body-bytes, LETHE_MAX_BODY_BYTES
+	RateLimit       float64       // --rate-limit, LETHE_RATE_LIMIT: requests/s per principal
+	RateBurst       int           // --rate-burst, LETHE_RATE_BURST
+	LogLevel        string        // --log-level, LETHE_LOG_LEVEL: debug, info, warn, error
+	ShutdownTimeout time.Duration // --shutdown-timeout: how long in-flight requests may take to finish
+}
+
+// DefaultConfig returns the embedded default: SQLite in ./lethe-data,
+// HTTPS on 127.0.0.1:8443 with a locally made certificate.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "lethe-data",
+		Addr:            "127.0.0.1:8443",
+		MaxBodyBytes:    1 << 20,
+		RateLimit:       1000,
+		RateBurst:       2000,
+		LogLevel:        "info",
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// bindFlags registers the config's flags on fs, with defaults taken from
+// the environment where set.
+func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
+	env := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	env("LETHE_DATA_DIR", &c.DataDir)
+	env("LETHE_ADDR", &c.Addr)
+	env("LETHE_STORE", &c.Store)
+	env("LETHE_KEY_STORE", &c.KeyStore)
+	env("LETHE_TLS_CERT", &c.TLSCert)
+	env("LETHE_TLS_KEY", &c.TLSKey)
+	env("LETHE_LOG_LEVEL", &c.LogLevel)
+	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst} {
+		v := getenv(name)
+		if v == "" {
+			continue
+		}
+		var err error
+		switch p := dst.(type) {
+		case *int64:
+			*p, err = strconv.ParseInt(v, 10, 64)
+		case *float64:
+			*p, err = strconv.ParseFloat(v, 64)
+		case *int:
+			*p, err = strconv.Atoi(v)
+		}
+		if err != nil {
+			return fmt.Errorf("environment variable %s=%q is not a number", name, v)
+		}
+	}
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (created with mode 0700)")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "address to listen on, HOST:PORT")
+	fs.StringVar(&c.Store, "store", c.Store, "data store: empty for SQLite in the data directory, or a postgres:// URL without a password")
+	fs.StringVar(&c.KeyStore, "key-store", c.KeyStore, "key store: empty for keys.db in the data directory, a file path, or a postgres:// URL of another database")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate chain (PEM); default: a local CA and certificate made in the data directory")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key (PEM) for --tls-cert")
+	fs.BoolVar(&c.InsecureHTTP, "insecure-http", c.InsecureHTTP, "serve plain HTTP (only on a loopback address; for local debugging)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "largest request body accepted")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second allowed per API key")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "requests an API key may send in a burst above the rate")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get to finish on SIGINT/SIGTERM")
+	return nil
+}
+
+// Validate checks the config and fills derived defaults. fromFlags names
+// the flags given on the command line, where secrets must not appear.
+func (c *Config) Validate(fromFlags map[string]bool) error {
+	if c.DataDir == "" {
+		return usageErrorf("--data-dir must not be empty")
+	}
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return usageErrorf("--addr %q is not HOST:PORT", c.Addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return usageErrorf("--addr %q has no valid port", c.Addr)
+	}
+	if c.InsecureHTTP {
+		if !isLoopbackHost(host) {
+			return usageErrorf("--insecure-http is accepted only on a loopback address (127.0.0.1, ::1, localhost), not %q", host)
+		}
+		if c.TLSCert != "" || c.TLSKey != "" {
+			return usageErrorf("--insecure-http and --tls-cert/--tls-key exclude each other")
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return usageErrorf("--tls-cert and --tls-key must be given together")
+	}
+	for _, s := range []struct{ flag, value string }{{"store", c.Store}, {"key-store", c.KeyStore}} {
+		if !isPostgresURL(s.value) {
+			continue
+		}
+		u, err := url.Parse(s.value)
+		if err != nil {
+			return usageErrorf("--%s is not a valid postgres:// URL", s.flag)
+		}
+		if _, has := u.User.Password(); has && fromFlags[s.flag] {
+			return usageErrorf("--%s holds a password, which would show in the process list: set it in LETHE_%s or PGPASSWORD, or use a pgpass file", s.flag, strings.ToUpper(strings.ReplaceAll(s.flag, "-", "_")))
+		}
+	}
+	if isPostgresURL(c.Store) && c.KeyStore == "" {
+		return usageErrorf("with a PostgreSQL data store, set --key-store to a separate database (keys must never travel in data backups, and every instance must share them)")
+	}
+	if c.Store != "" && !isPostgresURL(c.Store) {
+		return usageErrorf("--store must be empty (SQLite in the data directory) or a postgres:// URL")
+	}
+	if isPostgresURL(c.Store) && isPostgresURL(c.KeyStore) && sameDatabase(c.Store, c.KeyStore) {
+		return usageErrorf("--store and --key-store name the same database; the key store must be a separate database so keys never travel in data backups")
+	}
+	if c.KeyStore == "" {
+		c.KeyStore = filepath.Join(c.DataDir, "keys.db")
+	}
+	if !isPostgresURL(c.KeyStore) && c.Store == "" && filepath.Clean(c.KeyStore) == filepath.Join(filepath.Clean(c.DataDir), "data.db") {
+		return usageErrorf("--key-store must not be the data store file")
+	}
+	if c.MaxBodyBytes < 1024 {
+		return usageErrorf("--max-body-bytes must be at least 1024")
+	}
+	if c.RateLimit <= 0 || c.RateBurst < 1 {
+		return usageErrorf("--rate-limit must be positive and --rate-burst at least 1")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return usageErrorf("--shutdown-timeout must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return usageErrorf("--log-level must be debug, info, warn or error, not %q", c.LogLevel)
+	}
+	return nil
+}
+
+func isPostgresURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// sameDatabase reports whether two postgres URLs name one database on one
+// server.
+func sameDatabase(a, b string) bool {
+	ua, errA := url.Parse(a)
+	ub, errB := url.Parse(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return strings.EqualFold(ua.Host, ub.Host) && strings.Trim(ua.Path, "/") == strings.Trim(ub.Path, "/")
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

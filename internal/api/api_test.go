@@ -1,0 +1,526 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/api"
+	"github.com/lethe-privacy/lethe/internal/sqlite"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/openapi.json from the code")
+
+type fixture struct {
+	srv   *api.Server
+	http  *httptest.Server
+	keys  lethe.APIKeyStore
+	logs  *bytes.Buffer
+	admin string
+	now   time.Time
+}
+
+func newFixture(t *testing.T, o api.Options) *fixture {
+	t.Helper()
+	db, err := sqlite.OpenData(context.Background(), filepath.Join(t.TempDir(), "data.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	f := &fixture{keys: sqlite.NewAPIKeyStore(db), logs: &bytes.Buffer{}, now: time.Now()}
+	o.Keys = f.keys
+	o.Logger = slog.New(slog.NewJSONHandler(f.logs, nil))
+	if o.Ready == nil {
+		o.Ready = map[string]lethe.Pinger{"data_store": db}
+	}
+	f.srv = api.New(o)
+	f.http = httptest.NewServer(f.srv.Handler())
+	t.Cleanup(f.http.Close)
+	f.admin = f.addKey(t, "admin", lethe.RoleAdmin)
+	return f
+}
+
+func (f *fixture) addKey(t *testing.T, name string, role lethe.Role) string {
+	t.Helper()
+	k, secret, err := lethe.NewAPIKey(name, role, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.keys.CreateAPIKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// do sends a request and returns the status and body.
+func (f *fixture) do(t *testing.T, method, path, key string, body string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, f.http.URL+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := f.http.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func problem(t *testing.T, resp *http.Response, body []byte) api.Problem {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("content type: got %q, want application/problem+json (status %d)", ct, resp.StatusCode)
+	}
+	var p api.Problem
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("problem body: %v", err)
+	}
+	if p.Status != resp.StatusCode || p.Type != "urn:lethe:error:"+p.Code || p.RequestID == "" || p.Detail == "" {
+		t.Fatalf("problem fields inconsistent: %+v (status %d)", p, resp.StatusCode)
+	}
+	return p
+}
+
+// TestAuthorizationMatrix walks every route with no credentials and with a
+// key of every role, and checks allow/deny exactly as lethe.Role.Can says.
+func TestAuthorizationMatrix(t *testing.T) {
+	f := newFixture(t, api.Options{RateLimit: 1e6})
+	callers := map[string]lethe.Role{"": ""}
+	for _, role := range lethe.Roles {
+		callers[f.addKey(t, "matrix-"+string(role), role)] = role
+	}
+	for _, rt := range f.srv.Routes() {
+		for key, role := range callers {
+			name := string(role)
+			if key == "" {
+				name = "anonymous"
+			}
+			t.Run(rt.Method+" "+rt.Path+" as "+name, func(t *testing.T) {
+				path, body := rt.Path, ""
+				switch {
+				case strings.Contains(path, "{id}"):
+					victim, _, _ := lethe.NewAPIKey("victim", lethe.RoleService, time.Now(), nil)
+					if err := f.keys.CreateAPIKey(context.Background(), victim); err != nil {
+						t.Fatal(err)
+					}
+					path = strings.Replace(path, "{id}", victim.ID, 1)
+				case rt.Method == "POST" && rt.Path == "/v1/keys":
+					body = `{"name":"made by matrix","role":"service"}`
+				}
+				resp, b := f.do(t, rt.Method, path, key, body)
+				switch {
+				case rt.Permission == lethe.PermPublic:
+					if resp.StatusCode != rt.Status {
+						t.Errorf("got %d, want %d", resp.StatusCode, rt.Status)
+					}
+				case key == "":
+					if resp.StatusCode != http.StatusUnauthorized {
+						t.Errorf("got %d, want 401", resp.StatusCode)
+					}
+					problem(t, resp, b)
+				case role.Can(rt.Permission):
+					if resp.StatusCode != rt.Status {
+						t.Errorf("got %d, want %d: %s", resp.StatusCode, rt.Status, b)
+					}
+				default:
+					if resp.StatusCode != http.StatusForbidden {
+						t.Errorf("got %d, want 403", resp.StatusCode)
+					}
+					if p := problem(t, resp, b); p.Code != lethe.EFORBIDDEN {
+						t.Errorf("code: got %q, want %q", p.Code, lethe.EFORBIDDEN)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestUnmatchedPaths(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	tests := []struct {
+		name, method, path, key string
+		want                    int
+	}{
+		{"unknown path anonymous", "GET", "/v1/nope", "", 401},
+		{"unknown path", "GET", "/v1/nope", f.admin, 404},
+		{"wrong method anonymous", "PUT", "/v1/keys", "", 401},
+		{"wrong method", "PUT", "/v1/keys", f.admin, 405},
+		{"root", "GET", "/", f.admin, 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, b := f.do(t, tt.method, tt.path, tt.key, "")
+			if resp.StatusCode != tt.want {
+				t.Fatalf("got %d, want %d", resp.StatusCode, tt.want)
+			}
+			problem(t, resp, b)
+			if tt.want == 405 && resp.Header.Get("Allow") != "GET, HEAD, POST" {
+				t.Errorf("Allow: got %q, want %q", resp.Header.Get("Allow"), "GET, HEAD, POST")
+			}
+		})
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	f := newFixture(t, api.Options{MaxBodyBytes: 1024})
+	tests := []struct {
+		name, body, contentType string
+		want                    int
+		detail                  string
+	}{
+		{"malformed JSON", `{"name":`, "", 400, "malformed JSON"},
+		{"syntax error", `{"name" "x"}`, "", 400, "malformed JSON at byte"},
+		{"empty body", ``, "", 400, "empty"},
+		{"unknown field", `{"name":"x","role":"service","colour":"red"}`, "", 400, `unknown field "colour"`},
+		{"wrong type", `{"name":42,"role":"service"}`, "", 400, `field "name" must be a JSON string`},
+		{"not an object", `[1,2]`, "", 400, "must be a JSON object"},
+		{"two values", `{"name":"x","role":"service"}{}`, "", 400, "single JSON value"},
+		{"huge body", `{"name":"` + strings.Repeat("a", 4096) + `","role":"service"}`, "", 413, "exceeds 1024 bytes"},
+		{"wrong media type", `{"name":"x","role":"service"}`, "text/plain", 415, "application/json"},
+		{"bad role", `{"name":"x","role":"root"}`, "", 400, "unknown role"},
+		{"bad expiry", `{"name":"x","role":"service","expires_at":"yesterday"}`, "", 400, "RFC 3339"},
+		{"past expiry", `{"name":"x","role":"service","expires_at":"2001-01-01T00:00:00Z"}`, "", 400, "future"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := f.keys.APIKeys(context.Background())
+			req, _ := http.NewRequest("POST", f.http.URL+"/v1/keys", strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+f.admin)
+			ct := tt.contentType
+			if ct == "" {
+				ct = "application/json"
+			}
+			req.Header.Set("Content-Type", ct)
+			resp, err := f.http.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Fatalf("got %d, want %d: %s", resp.StatusCode, tt.want, b)
+			}
+			if p := problem(t, resp, b); !strings.Contains(p.Detail, tt.detail) {
+				t.Errorf("detail: got %q, want it to contain %q", p.Detail, tt.detail)
+			}
+			after, _ := f.keys.APIKeys(context.Background())
+			if len(after) != len(before) {
+				t.Errorf("bad input changed the store: got %d keys, want %d", len(after), len(before))
+			}
+		})
+	}
+}
+
+func TestKeyLifecycle(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	resp, b := f.do(t, "POST", "/v1/keys", f.admin, `{"name":"shop","role":"service"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: got %d, want 201: %s", resp.StatusCode, b)
+	}
+	var created struct {
+		ID, Secret string
+		Active     bool
+	}
+	if err := json.Unmarshal(b, &created); err != nil {
+		t.Fatal(err)
+	}
+	if !created.Active || !strings.HasPrefix(created.Secret, lethe.APIKeySecretPrefix) {
+		t.Fatalf("created key: got %+v", created)
+	}
+	if resp, b := f.do(t, "GET", "/v1/whoami", created.Secret, ""); resp.StatusCode != 200 || !strings.Contains(string(b), `"role":"service"`) {
+		t.Fatalf("whoami with new key: got %d %s", resp.StatusCode, b)
+	}
+	resp, b = f.do(t, "GET", "/v1/keys", f.admin, "")
+	if resp.StatusCode != 200 || strings.Contains(string(b), created.Secret) || strings.Contains(string(b), "hash") {
+		t.Fatalf("list: got %d, and it must not reveal secrets or hashes", resp.StatusCode)
+	}
+	if resp, b := f.do(t, "DELETE", "/v1/keys/"+created.ID, f.admin, ""); resp.StatusCode != 204 {
+		t.Fatalf("revoke: got %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := f.do(t, "GET", "/v1/whoami", created.Secret, ""); resp.StatusCode != 401 {
+		t.Fatalf("revoked key: got %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := f.do(t, "DELETE", "/v1/keys/key_doesnotexist", f.admin, ""); resp.StatusCode != 404 {
+		t.Fatalf("revoke unknown: got %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestLastAdminCannotBeRevoked(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	_, b := f.do(t, "GET", "/v1/whoami", f.admin, "")
+	var me struct {
+		KeyID string `json:"key_id"`
+	}
+	json.Unmarshal(b, &me)
+	resp, b := f.do(t, "DELETE", "/v1/keys/"+me.KeyID, f.admin, "")
+	if resp.StatusCode != 409 {
+		t.Fatalf("got %d, want 409: %s", resp.StatusCode, b)
+	}
+	second := f.addKey(t, "second admin", lethe.RoleAdmin)
+	if resp, b := f.do(t, "DELETE", "/v1/keys/"+me.KeyID, second, ""); resp.StatusCode != 204 {
+		t.Fatalf("with a second admin: got %d, want 204: %s", resp.StatusCode, b)
+	}
+}
+
+func TestExpiredKeyRejected(t *testing.T) {
+	now := time.Now()
+	clock := now
+	f := newFixture(t, api.Options{Now: func() time.Time { return clock }})
+	exp := now.Add(time.Hour)
+	k, secret, _ := lethe.NewAPIKey("temp", lethe.RoleService, now, &exp)
+	f.keys.CreateAPIKey(context.Background(), k)
+	if resp, _ := f.do(t, "GET", "/v1/whoami", secret, ""); resp.StatusCode != 200 {
+		t.Fatalf("before expiry: got %d, want 200", resp.StatusCode)
+	}
+	clock = now.Add(2 * time.Hour)
+	if resp, _ := f.do(t, "GET", "/v1/whoami", secret, ""); resp.StatusCode != 401 {
+		t.Fatalf("after expiry: got %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestMalformedAuthorization(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	for _, h := range []string{"Basic abc", "Bearer", "Bearer ", "lethe_abc", "Bearer lethe_wrong"} {
+		resp, b := f.do(t, "GET", "/v1/whoami", "", "", "Authorization", h)
+		if resp.StatusCode != 401 {
+			t.Errorf("%q: got %d, want 401", h, resp.StatusCode)
+		}
+		problem(t, resp, b)
+		if resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%q: no WWW-Authenticate header", h)
+		}
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	f := newFixture(t, api.Options{RateLimit: 1, RateBurst: 3})
+	other := f.addKey(t, "other", lethe.RoleService)
+	for i := 0; i < 3; i++ {
+		if resp, _ := f.do(t, "GET", "/v1/whoami", f.admin, ""); resp.StatusCode != 200 {
+			t.Fatalf("request %d: got %d, want 200", i, resp.StatusCode)
+		}
+	}
+	resp, b := f.do(t, "GET", "/v1/whoami", f.admin, "")
+	if resp.StatusCode != 429 {
+		t.Fatalf("over the burst: got %d, want 429", resp.StatusCode)
+	}
+	if p := problem(t, resp, b); p.Code != lethe.ERATELIMIT {
+		t.Errorf("code: got %q, want %q", p.Code, lethe.ERATELIMIT)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "1" {
+		t.Errorf("Retry-After: got %q, want %q", ra, "1")
+	}
+	if resp, _ := f.do(t, "GET", "/v1/whoami", other, ""); resp.StatusCode != 200 {
+		t.Errorf("another principal: got %d, want 200 (limits are per principal)", resp.StatusCode)
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	resp, _ := f.do(t, "GET", "/healthz", "", "", "X-Request-Id", "abc-123")
+	if got := resp.Header.Get("X-Request-Id"); got != "abc-123" {
+		t.Errorf("kept id: got %q, want %q", got, "abc-123")
+	}
+	resp, _ = f.do(t, "GET", "/healthz", "", "", "X-Request-Id", "bad id\twith tab")
+	if got := resp.Header.Get("X-Request-Id"); !strings.HasPrefix(got, "req_") {
+		t.Errorf("replaced id: got %q, want a generated req_ id", got)
+	}
+}
+
+type failingPinger struct{}
+
+func (failingPinger) Ping(context.Context) error { return errors.New("connection refused") }
+
+func TestReadiness(t *testing.T) {
+	f := newFixture(t, api.Options{Ready: map[string]lethe.Pinger{"key_store": failingPinger{}}})
+	resp, b := f.do(t, "GET", "/readyz", "", "")
+	if resp.StatusCode != 503 || !strings.Contains(string(b), `"key_store":"unavailable"`) || strings.Contains(string(b), "refused") {
+		t.Fatalf("got %d %s, want 503 naming the check without the reason", resp.StatusCode, b)
+	}
+}
+
+func TestMetricsHaveNoPersonalLabels(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	f.do(t, "GET", "/v1/nope/jane.doe@example.com", f.admin, "")
+	resp, b := f.do(t, "GET", "/metrics", f.admin, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	if !strings.Contains(string(b), `lethe_http_requests_total{method="GET",route="/v1/whoami"`) && !strings.Contains(string(b), `route="unmatched"`) {
+		t.Errorf("request counter missing")
+	}
+	if strings.Contains(string(b), "jane.doe") {
+		t.Errorf("a path value reached the metrics")
+	}
+	if strings.Contains(f.logs.String(), "jane.doe") {
+		t.Errorf("a path value reached the log")
+	}
+}
+
+func TestLogsCarryNoSecretsOrBodies(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	_, b := f.do(t, "POST", "/v1/keys", f.admin, `{"name":"jane.doe@example.com","role":"service"}`)
+	f.do(t, "POST", "/v1/keys", f.admin, `{"name":"x","role":"service","jane.doe@example.com":1}`)
+	var created struct{ Secret string }
+	json.Unmarshal(b, &created)
+	logs := f.logs.String()
+	for _, secret := range []string{f.admin, created.Secret, "jane.doe"} {
+		if secret != "" && strings.Contains(logs, secret) {
+			t.Errorf("log holds a value it must not (%d bytes of logs)", len(logs))
+		}
+	}
+	if !regexp.MustCompile(`"route":"/v1/keys"`).MatchString(logs) {
+		t.Error("access log line missing")
+	}
+}
+
+func TestPanicIsA500WithoutDetail(t *testing.T) {
+	// A store that panics stands in for any bug below the handler.
+	srv := api.New(api.Options{Keys: panickingStore{}, Logger: slog.New(slog.DiscardHandler)})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	req, _ := http.NewRequest("GET", ts.URL+"/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer lethe_x")
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 500 || strings.Contains(string(b), "secret-value") {
+		t.Fatalf("got %d %s", resp.StatusCode, b)
+	}
+}
+
+type panickingStore struct{ lethe.APIKeyStore }
+
+func (panickingStore) APIKeyByHash(context.Context, []byte) (*lethe.APIKey, error) {
+	panic("secret-value")
+}
+
+// TestOpenAPIInSync checks that docs/openapi.json is what the code
+// generates and that it names every route with its permission. Run
+// `go test ./internal/api -run OpenAPI -update` after changing a route.
+func TestOpenAPIInSync(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	resp, b := f.do(t, "GET", "/v1/openapi.json", f.admin, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("got %d", resp.StatusCode)
+	}
+	var doc struct {
+		OpenAPI string                               `json:"openapi"`
+		Paths   map[string]map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Errorf("openapi: got %q, want 3.1.0", doc.OpenAPI)
+	}
+	n := 0
+	for _, p := range doc.Paths {
+		n += len(p)
+	}
+	if n != len(f.srv.Routes()) {
+		t.Errorf("operations: got %d, want %d", n, len(f.srv.Routes()))
+	}
+	for _, rt := range f.srv.Routes() {
+		op := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
+		if op == nil || op["x-lethe-permission"] != string(rt.Permission) {
+			t.Errorf("%s %s: missing or wrong permission in the document", rt.Method, rt.Path)
+		}
+	}
+	pretty, err := json.MarshalIndent(f.srv.OpenAPI(), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pretty = append(pretty, '\n')
+	path := filepath.Join("..", "..", "docs", "openapi.json")
+	if *update {
+		if err := os.WriteFile(path, pretty, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(committed, pretty) {
+		t.Errorf("docs/openapi.json is stale: run go test ./internal/api -run OpenAPI -update")
+	}
+}
+
+// TestRolesDocMatchesMatrix checks the permission table in docs/roles.md
+// against lethe.Role.Can, cell by cell, and that every route is listed.
+func TestRolesDocMatchesMatrix(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "roles.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string][]string{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		cells := strings.Split(strings.Trim(line, "| "), "|")
+		if len(cells) != len(lethe.Roles)+1 {
+			continue
+		}
+		for i := range cells {
+			cells[i] = strings.TrimSpace(cells[i])
+		}
+		rows[strings.Trim(cells[0], "`")] = cells[1:]
+	}
+	for _, p := range lethe.Permissions {
+		cells, ok := rows[string(p)]
+		if !ok {
+			t.Errorf("docs/roles.md has no row for permission %s", p)
+			continue
+		}
+		for i, r := range lethe.Roles {
+			want := "no"
+			if r.Can(p) {
+				want = "yes"
+			}
+			if cells[i] != want {
+				t.Errorf("docs/roles.md %s × %s: got %q, want %q", p, r, cells[i], want)
+			}
+		}
+	}
+	for _, rt := range f.srv.Routes() {
+		entry := fmt.Sprintf("`%s %s`", rt.Method, rt.Path)
+		if !strings.Contains(string(doc), entry) {
+			t.Errorf("docs/roles.md does not list route %s", entry)
+		}
+	}
+}

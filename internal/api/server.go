@@ -1,0 +1,231 @@
+// Package api serves Lethe's HTTP JSON API under /v1, plus the health probes
+// and Prometheus metrics. It is the only place where domain error codes
+// become HTTP statuses (RFC 9457 problem+json bodies).
+//
+// Every route declares the one permission it needs (see lethe.Permission);
+// the middleware authenticates the bearer API key, checks the permission
+// against the caller's role, applies the per-principal rate limit, bounds the
+// request body and tags the request with an ID. Access logs name the route
+// pattern and the key ID, never a path, query or body, since those can hold
+// personal data.
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+// Options configure a Server. Zero values take the defaults noted.
+type Options struct {
+	Keys         lethe.APIKeyStore       // required
+	Ready        map[string]lethe.Pinger // dependencies /readyz checks, by name
+	Logger       *slog.Logger            // default: discard
+	Now          lethe.Now               // default: time.Now
+	MaxBodyBytes int64                   // default: 1 MiB
+	RateLimit    float64                 // requests per second per principal; default 1000
+	RateBurst    int                     // default: twice RateLimit
+}
+
+// Server is the HTTP API. It is safe for concurrent use once built.
+type Server struct {
+	keys    lethe.APIKeyStore
+	ready   map[string]lethe.Pinger
+	log     *slog.Logger
+	now     lethe.Now
+	maxBody int64
+	limits  *limiter
+	metrics *metrics
+	routes  []Route
+	handler http.Handler
+}
+
+// New builds a Server.
+func New(o Options) *Server {
+	s := &Server{keys: o.Keys, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = 1 << 20
+	}
+	if o.RateLimit <= 0 {
+		o.RateLimit = 1000
+	}
+	if o.RateBurst <= 0 {
+		o.RateBurst = int(2 * o.RateLimit)
+	}
+	s.limits = newLimiter(rate.Limit(o.RateLimit), o.RateBurst)
+	s.metrics = newMetrics()
+	s.routes = s.buildRoutes()
+	s.handler = s.buildHandler()
+	return s
+}
+
+// Handler returns the root HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Routes returns every route the server answers, for documentation and the
+// authorization matrix test.
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+// Registry returns the Prometheus registry holding the server's metrics, so
+// that other components can register theirs beside them.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.registry }
+
+// Route is one API operation. The route table is the single source for the
+// mux, the permission checks and the OpenAPI document.
+type Route struct {
+	Method     string           // GET, POST, DELETE …
+	Path       string           // net/http pattern path, e.g. /v1/keys/{id}
+	Permission lethe.Permission // what the caller's role must hold; PermPublic for probes
+	Summary    string           // one line for the OpenAPI document
+	Request    any              // zero value of the JSON request body type, or nil
+	Response   any              // zero value of the JSON response body type, or nil for no body
+	Status     int              // success status
+	Errors     []int            // error statuses besides the ones every route can return
+
+	handle func(w http.ResponseWriter, r *http.Request) error
+}
+
+func (s *Server) buildRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/healthz", Permission: lethe.PermPublic, Summary: "Liveness probe: the process serves requests", Response: healthResponse{}, Status: 200, handle: s.healthz},
+		{Method: "GET", Path: "/readyz", Permission: lethe.PermPublic, Summary: "Readiness probe: the stores answer", Response: healthResponse{}, Status: 200, Errors: []int{503}, handle: s.readyz},
+		{Method: "GET", Path: "/metrics", Permission: lethe.PermMetrics, Summary: "Prometheus metrics (text exposition format)", Status: 200, handle: s.metricsHandler},
+		{Method: "GET", Path: "/v1/openapi.json", Permission: lethe.PermSelf, Summary: "This API's OpenAPI 3.1 document", Status: 200, handle: s.openapi},
+		{Method: "GET", Path: "/v1/whoami", Permission: lethe.PermSelf, Summary: "The calling principal: key ID, name, role and permissions", Response: principalResponse{}, Status: 200, handle: s.whoami},
+		{Method: "POST", Path: "/v1/keys", Permission: lethe.PermKeysManage, Summary: "Create an API key; its secret is in this response only", Request: createKeyRequest{}, Response: createdKeyResponse{}, Status: 201, Errors: []int{400, 413, 415}, handle: s.createKey},
+		{Method: "GET", Path: "/v1/keys", Permission: lethe.PermKeysManage, Summary: "List API keys (never their secrets)", Response: keyListResponse{}, Status: 200, handle: s.listKeys},
+		{Method: "DELETE", Path: "/v1/keys/{id}", Permission: lethe.PermKeysManage, Summary: "Revoke an API key", Status: 204, Errors: []int{404, 409}, handle: s.revokeKey},
+	}
+}
+
+func (s *Server) buildHandler() http.Handler {
+	mux := http.NewServeMux()
+	methods := map[string][]string{}
+	for _, rt := range s.routes {
+		mux.Handle(rt.Method+" "+rt.Path, s.wrap(rt))
+		methods[rt.Path] = append(methods[rt.Path], rt.Method)
+	}
+	// Requests no route matches still authenticate first, so that without
+	// credentials every path but the probes answers 401 and the API's shape
+	// is not revealed to strangers; then 405 for a known path, 404 otherwise.
+	known := http.NewServeMux()
+	for path, ms := range methods {
+		allow := allowHeader(ms)
+		known.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeProblem(w, r, http.StatusMethodNotAllowed, lethe.EUNSUPPORTED, fmt.Sprintf("method %s not allowed here; allowed: %s", r.Method, allow))
+		})
+	}
+	fallback := Route{Path: "unmatched", Permission: lethe.PermSelf, handle: func(w http.ResponseWriter, r *http.Request) error {
+		if _, pattern := known.Handler(r); pattern != "" {
+			known.ServeHTTP(w, r)
+			return nil
+		}
+		return lethe.Errorf(lethe.ENOTFOUND, "no such endpoint")
+	}}
+	mux.Handle("/", s.wrap(fallback))
+	return s.withRequest(mux)
+}
+
+func allowHeader(methods []string) string {
+	ms := append([]string(nil), methods...)
+	for _, m := range methods {
+		if m == "GET" {
+			ms = append(ms, "HEAD")
+		}
+	}
+	sort.Strings(ms)
+	return strings.Join(ms, ", ")
+}
+
+// wrap applies authentication, authorization, rate limiting and the body
+// limit for one route, and turns the handler's error into a problem.
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw, _ := w.(*statusWriter)
+		if sw != nil {
+			sw.route = rt.Path
+		}
+		if rt.Permission != lethe.PermPublic {
+			key, err := s.authenticate(r)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if sw != nil {
+				sw.keyID = key.ID
+			}
+			if ok, retry := s.limits.allow(key.ID, s.now()); !ok {
+				w.Header().Set("Retry-After", fmt.Sprint(retry))
+				s.fail(w, r, lethe.Errorf(lethe.ERATELIMIT, "rate limit exceeded for key %s; retry after %d s", key.ID, retry))
+				return
+			}
+			if !key.Role.Can(rt.Permission) {
+				s.fail(w, r, lethe.Errorf(lethe.EFORBIDDEN, "role %s lacks permission %s", key.Role, rt.Permission))
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, key))
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		if err := rt.handle(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// fail answers with err's problem and logs internal errors. Messages of
+// domain errors are not logged: they may echo what the caller sent.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if lethe.ErrorCode(err) == lethe.EINTERNAL {
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", requestID(r.Context()), "err", err.Error())
+	}
+	writeError(w, r, err)
+}
+
+type principalKey struct{}
+
+// principal returns the authenticated key of the request; routes with a
+// permission always have one.
+func principal(ctx context.Context) *lethe.APIKey {
+	k, _ := ctx.Value(principalKey{}).(*lethe.APIKey)
+	return k
+}
+
+// authenticate resolves the bearer key of r. EUNAUTHORIZED if it is
+// missing, unknown, revoked or expired; the message does not say which, so
+// a caller learns nothing about keys it does not hold.
+func (s *Server) authenticate(r *http.Request) (*lethe.APIKey, error) {
+	h := r.Header.Get("Authorization")
+	scheme, secret, ok := strings.Cut(h, " ")
+	if h == "" {
+		return nil, lethe.Errorf(lethe.EUNAUTHORIZED, "missing credentials: send Authorization: Bearer <api key>")
+	}
+	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+		return nil, lethe.Errorf(lethe.EUNAUTHORIZED, "malformed Authorization header: use Bearer <api key>")
+	}
+	key, err := s.keys.APIKeyByHash(r.Context(), lethe.HashAPIKeySecret(strings.TrimSpace(secret)))
+	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
+		return nil, lethe.Errorf(lethe.EUNAUTHORIZED, "invalid, expired or revoked API key")
+	} else if err != nil {
+		return nil, fmt.Errorf("authenticate: %w", err)
+	}
+	if !key.Active(s.now()) {
+		return nil, lethe.Errorf(lethe.EUNAUTHORIZED, "invalid, expired or revoked API key")
+	}
+	return key, nil
+}

@@ -1,0 +1,195 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/storetest"
+	"github.com/lethe-privacy/lethe/internal/testsvc"
+)
+
+// openTest opens a store with open on dsn and closes it when t ends.
+func openTest(t *testing.T, open func(context.Context, string) (*DB, error), dsn string) *DB {
+	t.Helper()
+	db, err := open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestAPIKeyStore(t *testing.T) {
+	storetest.TestAPIKeyStore(t, func(t *testing.T) lethe.APIKeyStore {
+		return NewAPIKeyStore(openTest(t, OpenData, testsvc.Postgres(t)))
+	})
+}
+
+func TestDeploymentBinder(t *testing.T) {
+	for name, open := range map[string]func(context.Context, string) (*DB, error){"data": OpenData, "keys": OpenKeys} {
+		t.Run(name, func(t *testing.T) {
+			storetest.TestDeploymentBinder(t, func(t *testing.T) lethe.DeploymentBinder {
+				return openTest(t, open, testsvc.Postgres(t))
+			})
+		})
+	}
+}
+
+type migration struct {
+	version   int
+	appliedAt time.Time
+}
+
+func appliedMigrations(t *testing.T, db *DB) []migration {
+	t.Helper()
+	rows, err := db.pool.Query(t.Context(), `SELECT version, applied_at FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied []migration
+	for rows.Next() {
+		var m migration
+		if err := rows.Scan(&m.version, &m.appliedAt); err != nil {
+			t.Fatal(err)
+		}
+		applied = append(applied, m)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return applied
+}
+
+func wantMigrations(t *testing.T, s store) int {
+	t.Helper()
+	steps, err := migrations(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(steps)
+}
+
+// TestConcurrentOpen opens one fresh database from several goroutines at
+// once, as several lethe instances starting together would.
+func TestConcurrentOpen(t *testing.T) {
+	dsn := testsvc.Postgres(t)
+	const n = 4
+	dbs := make([]*DB, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { dbs[i], errs[i] = OpenData(t.Context(), dsn) })
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("open %d: %v", i, errs[i])
+		}
+		defer dbs[i].Close()
+	}
+	if got, want := len(appliedMigrations(t, dbs[0])), wantMigrations(t, dataStore); got != want {
+		t.Errorf("migrations applied: got %v, want %v", got, want)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	dsn := testsvc.Postgres(t)
+	var applied [2][]migration
+	for i := range applied {
+		db, err := OpenData(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		applied[i] = appliedMigrations(t, db)
+		id, err := db.BindDeployment(t.Context(), fmt.Sprintf("dep_%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != "dep_0" {
+			t.Errorf("open %d: deployment: got %v, want %v", i, id, "dep_0")
+		}
+		db.Close()
+	}
+	if got, want := len(applied[0]), wantMigrations(t, dataStore); got != want {
+		t.Errorf("migrations applied: got %v, want %v", got, want)
+	}
+	if fmt.Sprint(applied[1]) != fmt.Sprint(applied[0]) {
+		t.Errorf("after reopen: got %v, want %v", applied[1], applied[0])
+	}
+}
+
+func TestNewerSchema(t *testing.T) {
+	for _, tc := range []struct {
+		store store
+		open  func(context.Context, string) (*DB, error)
+	}{{dataStore, OpenData}, {keyStore, OpenKeys}} {
+		t.Run(tc.store.tag, func(t *testing.T) {
+			dsn := testsvc.Postgres(t)
+			db, err := tc.open(t.Context(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.pool.Exec(t.Context(),
+				`INSERT INTO schema_migrations (version, store) VALUES (7, $1)`, tc.store.tag); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			_, err = tc.open(t.Context(), dsn)
+			want := tc.store.name + " schema version 7 is newer than this lethe binary supports (1); upgrade lethe"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("reopen: got %v, want an error containing %q", err, want)
+			}
+		})
+	}
+}
+
+// TestSeparateDatabases checks that the data store and the key store refuse
+// to share a database, whichever was created first.
+func TestSeparateDatabases(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		first, other func(context.Context, string) (*DB, error)
+	}{
+		{"keys on data", OpenData, OpenKeys},
+		{"data on keys", OpenKeys, OpenData},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := testsvc.Postgres(t)
+			openTest(t, tc.first, dsn)
+			db, err := tc.other(t.Context(), dsn)
+			if err == nil {
+				db.Close()
+			}
+			if want := "must be separate databases"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("got %v, want an error containing %q", err, want)
+			}
+		})
+	}
+}
+
+// TestErrorsHideDSN checks that open errors never quote the DSN's password,
+// whether the DSN fails to parse or the server cannot be reached. It needs
+// no server: port 1 refuses connections.
+func TestErrorsHideDSN(t *testing.T) {
+	const password = "s3cr3t-pw"
+	for _, dsn := range []string{
+		"postgres://lethe:" + password + "@127.0.0.1:1/lethe?sslmode=disable&connect_timeout=5",
+		"host=127.0.0.1 port=1 user=lethe password=" + password + " sslmode=disable connect_timeout=5",
+		"postgres://lethe:" + password + "@127.0.0.1:notaport/lethe",
+		"postgres://lethe:" + password + "@[::1/lethe",
+		"host=127.0.0.1 password='" + password,
+	} {
+		db, err := OpenData(t.Context(), dsn)
+		if err == nil {
+			db.Close()
+			t.Errorf("open %q: got no error, want one", strings.ReplaceAll(dsn, password, "…"))
+		} else if strings.Contains(err.Error(), password) {
+			t.Errorf("open: got error %q, want it without the password", err)
+		}
+	}
+}
