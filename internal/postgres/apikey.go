@@ -20,9 +20,10 @@ type APIKeyStore struct {
 	db *DB
 }
 
-// NewAPIKeyStore returns an APIKeyStore on db, a data store. Closing db is
-// the caller's job.
+// NewAPIKeyStore returns an APIKeyStore on db, which must be a data store
+// (it panics on a key store). Closing db is the caller's job.
 func NewAPIKeyStore(db *DB) *APIKeyStore {
+	db.mustHold(dataStore, "NewAPIKeyStore")
 	return &APIKeyStore{db: db}
 }
 

@@ -5,14 +5,22 @@
 // data store must not carry them), each with its schema in versioned SQL
 // files embedded in the binary and applied on open.
 //
+// The data store holds API keys (APIKeyStore) and the vault (VaultStore):
+// subjects, their identifiers as blind indexes, their profile versions and
+// tokens, everything personal sealed under the subject's data key. The key
+// store (KeyStore) holds those data keys and the tenants' keys, wrapped;
+// deployment secrets; and the forget list of erased subjects and tenants.
+//
 // It talks to PostgreSQL through pgx and its pool directly. Errors never
 // quote the DSN, which may hold a password.
 package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/lethe-privacy/lethe"
 )
@@ -25,8 +33,12 @@ var (
 // DB is an open PostgreSQL store database: a pool of connections, sized by
 // the DSN's pool_max_conns (pgx's default otherwise). It is safe for
 // concurrent use; the caller that opened it must Close it.
+//
+// pgx prepares each statement once per connection and keeps it (its
+// default statement cache), so repeated queries skip parsing and planning.
 type DB struct {
-	pool *pgxpool.Pool
+	pool  *pgxpool.Pool
+	store store // which of the two databases this is
 }
 
 // OpenData connects to the data store database that dsn names and migrates
@@ -60,7 +72,7 @@ func open(ctx context.Context, dsn string, s store) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open %s: %w", s.name, err)
 	}
-	return &DB{pool: pool}, nil
+	return &DB{pool: pool, store: s}, nil
 }
 
 // Ping reports whether the database can be reached; any error is
@@ -95,4 +107,30 @@ func (db *DB) BindDeployment(ctx context.Context, candidate string) (string, err
 		return "", fmt.Errorf("bind deployment: %w", err)
 	}
 	return id, nil
+}
+
+// mustHold panics unless db is the store s. Building a store on the wrong
+// database is a wiring bug that no caller could handle, so it stops the
+// program at startup rather than returning an error every caller must check.
+func (db *DB) mustHold(s store, constructor string) {
+	if db.store != s {
+		panic(fmt.Sprintf("postgres.%s needs the %s, not the %s", constructor, s.name, db.store.name))
+	}
+}
+
+// PostgreSQL error codes the stores translate.
+const (
+	notNullViolation    = "23502"
+	foreignKeyViolation = "23503"
+	uniqueViolation     = "23505"
+)
+
+// pgError returns the SQLSTATE code of err and the constraint it names, or
+// "" and "" if err is not a PostgreSQL error.
+func pgError(err error) (code, constraint string) {
+	var e *pgconn.PgError
+	if errors.As(err, &e) {
+		return e.Code, e.ConstraintName
+	}
+	return "", ""
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // openTest opens a store with open on dsn and closes it when t ends.
-func openTest(t *testing.T, open func(context.Context, string) (*DB, error), dsn string) *DB {
+func openTest(t testing.TB, open func(context.Context, string) (*DB, error), dsn string) *DB {
 	t.Helper()
 	db, err := open(t.Context(), dsn)
 	if err != nil {
@@ -27,6 +27,18 @@ func openTest(t *testing.T, open func(context.Context, string) (*DB, error), dsn
 func TestAPIKeyStore(t *testing.T) {
 	storetest.TestAPIKeyStore(t, func(t *testing.T) lethe.APIKeyStore {
 		return NewAPIKeyStore(openTest(t, OpenData, testsvc.Postgres(t)))
+	})
+}
+
+func TestVaultStore(t *testing.T) {
+	storetest.TestVaultStore(t, func(t *testing.T) lethe.VaultStore {
+		return NewVaultStore(openTest(t, OpenData, testsvc.Postgres(t)))
+	})
+}
+
+func TestKeyStore(t *testing.T) {
+	storetest.TestKeyStore(t, func(t *testing.T) lethe.KeyStore {
+		return NewKeyStore(openTest(t, OpenKeys, testsvc.Postgres(t)))
 	})
 }
 
@@ -140,7 +152,8 @@ func TestNewerSchema(t *testing.T) {
 			}
 			db.Close()
 			_, err = tc.open(t.Context(), dsn)
-			want := tc.store.name + " schema version 7 is newer than this lethe binary supports (1); upgrade lethe"
+			want := fmt.Sprintf("%s schema version 7 is newer than this lethe binary supports (%d); upgrade lethe",
+				tc.store.name, wantMigrations(t, tc.store))
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("reopen: got %v, want an error containing %q", err, want)
 			}
@@ -192,4 +205,86 @@ func TestErrorsHideDSN(t *testing.T) {
 			t.Errorf("open: got error %q, want it without the password", err)
 		}
 	}
+}
+
+// TestWrongStore checks that a store refuses the other kind of database.
+func TestWrongStore(t *testing.T) {
+	data := openTest(t, OpenData, testsvc.Postgres(t))
+	keys := openTest(t, OpenKeys, testsvc.Postgres(t))
+	for name, build := range map[string]func(){
+		"NewAPIKeyStore on the key store": func() { NewAPIKeyStore(keys) },
+		"NewVaultStore on the key store":  func() { NewVaultStore(keys) },
+		"NewKeyStore on the data store":   func() { NewKeyStore(data) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Error("got no panic, want one")
+				}
+			}()
+			build()
+		})
+	}
+}
+
+// TestNoRowsLeft checks that deleting a subject and destroying keys remove
+// the rows themselves, not only hide them: erasure must leave no key (and,
+// once the data is deleted, no ciphertext) behind in the database.
+func TestNoRowsLeft(t *testing.T) {
+	ctx := t.Context()
+	data := openTest(t, OpenData, testsvc.Postgres(t))
+	keys := openTest(t, OpenKeys, testsvc.Postgres(t))
+	vault, ks := NewVaultStore(data), NewKeyStore(keys)
+	for _, id := range []string{"sub_1", "sub_2"} {
+		err := vault.CreateSubject(ctx, &lethe.Subject{ID: id, Tenant: "acme"},
+			[]lethe.SealedIdentifier{{Tenant: "acme", SubjectID: id, Kind: "email", Index: []byte(id), Sealed: []byte{1}}},
+			&lethe.SealedVersion{Tenant: "acme", SubjectID: id, Version: 1, Sealed: []byte{1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vault.CreateTokens(ctx, []lethe.SealedToken{{Token: "tok_" + id, Tenant: "acme", SubjectID: id, Sealed: []byte{1}}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ks.CreateSubjectKey(ctx, "acme", id, &lethe.WrappedKey{Wrapped: []byte{1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ks.CreateTenantKey(ctx, "acme", &lethe.WrappedKey{Wrapped: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := vault.DeleteSubject(ctx, "acme", "sub_1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.DestroySubjectKey(ctx, "acme", "sub_1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	count := func(db *DB, query string, want int) {
+		t.Helper()
+		var n int
+		if err := db.pool.QueryRow(ctx, query).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != want {
+			t.Errorf("%s: got %d, want %d", query, n, want)
+		}
+	}
+	for _, table := range []string{"identifiers", "profile_versions", "tokens"} {
+		count(data, "SELECT count(*) FROM "+table+" WHERE subject_id = 'sub_1'", 0)
+		count(data, "SELECT count(*) FROM "+table+" WHERE subject_id = 'sub_2'", 1)
+	}
+	count(keys, "SELECT count(*) FROM subject_keys WHERE subject_id = 'sub_1'", 0)
+	count(keys, "SELECT count(*) FROM subject_keys WHERE subject_id = 'sub_2'", 1)
+	if err := ks.DestroyTenantKey(ctx, "acme", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	count(keys, "SELECT count(*) FROM subject_keys", 0)
+	count(keys, "SELECT count(*) FROM tenant_keys", 0)
+}
+
+func BenchmarkVaultStore(b *testing.B) {
+	storetest.BenchmarkVaultStore(b, NewVaultStore(openTest(b, OpenData, testsvc.Postgres(b))))
+}
+
+func BenchmarkKeyStore(b *testing.B) {
+	storetest.BenchmarkKeyStore(b, NewKeyStore(openTest(b, OpenKeys, testsvc.Postgres(b))))
 }

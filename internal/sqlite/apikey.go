@@ -23,9 +23,10 @@ type APIKeyStore struct {
 	db *DB
 }
 
-// NewAPIKeyStore returns an APIKeyStore on db, a data store. Closing db is
-// the caller's job.
+// NewAPIKeyStore returns an APIKeyStore on db, which must be a data store
+// (it panics on a key store). Closing db is the caller's job.
 func NewAPIKeyStore(db *DB) *APIKeyStore {
+	db.mustHold(dataStore, "NewAPIKeyStore")
 	return &APIKeyStore{db: db}
 }
 
@@ -48,7 +49,8 @@ func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *lethe.APIKey) error {
 // expired keys included. ENOTFOUND if there is none; any other error is
 // EINTERNAL.
 func (s *APIKeyStore) APIKeyByHash(ctx context.Context, hash []byte) (*lethe.APIKey, error) {
-	k, err := scanAPIKey(s.db.read.QueryRowContext(ctx,
+	// Every API request comes here, so the statement is prepared.
+	k, err := scanAPIKey(s.db.queryRow(ctx,
 		`SELECT id, name, role, hash, created_at, expires_at, revoked_at FROM api_keys WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, lethe.Errorf(lethe.ENOTFOUND, "api key not found")
@@ -97,7 +99,7 @@ func (s *APIKeyStore) RevokeAPIKey(ctx context.Context, id string, at time.Time)
 	return nil
 }
 
-func scanAPIKey(row interface{ Scan(...any) error }) (*lethe.APIKey, error) {
+func scanAPIKey(row scanner) (*lethe.APIKey, error) {
 	var k lethe.APIKey
 	var created int64
 	var expires, revoked sql.NullInt64

@@ -3,6 +3,12 @@
 // holds cryptographic keys and so must never share a file (or a backup) with
 // the data store.
 //
+// The data store holds API keys (APIKeyStore) and the vault (VaultStore):
+// subjects, their identifiers as blind indexes, their profile versions and
+// tokens, everything personal sealed under the subject's data key. The key
+// store (KeyStore) holds those data keys and the tenants' keys, wrapped;
+// deployment secrets; and the forget list of erased subjects and tenants.
+//
 // It uses modernc.org/sqlite, a pure-Go driver, so the lethe binary needs no
 // C toolchain. Schemas are versioned SQL files embedded in the binary and
 // applied on open.
@@ -17,6 +23,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 
 	"github.com/lethe-privacy/lethe"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -39,9 +46,16 @@ var (
 // transaction never has to upgrade a read lock to a write lock (an upgrade
 // fails at once with SQLITE_BUSY instead of waiting): that matters when
 // another process, such as a second lethe command, has the same file open.
+//
+// Read queries are prepared once and kept (see readStmt): the driver would
+// otherwise compile the SQL on every call, which doubles the time of a
+// lookup by key.
 type DB struct {
 	write *sql.DB
 	read  *sql.DB
+	path  string   // absolute
+	store store    // which of the two databases this is
+	stmts sync.Map // query → *sql.Stmt on the read pool
 }
 
 // OpenData opens the data store database at path, creating the file with
@@ -75,7 +89,7 @@ func open(ctx context.Context, path string, s store) (*DB, error) {
 		return nil, fmt.Errorf("open %s: %w", s.name, err)
 	}
 
-	db := &DB{}
+	db := &DB{path: path, store: s}
 	if db.write, err = sql.Open("sqlite", dsn(path, false)); err != nil {
 		return nil, fmt.Errorf("open %s %s: %w", s.name, path, err)
 	}
@@ -134,8 +148,142 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the database. Operations in progress finish first.
 func (db *DB) Close() error {
-	return errors.Join(db.read.Close(), db.write.Close())
+	var errs []error
+	db.stmts.Range(func(_, s any) bool {
+		errs = append(errs, s.(*sql.Stmt).Close())
+		return true
+	})
+	return errors.Join(append(errs, db.read.Close(), db.write.Close())...)
 }
+
+// Backup writes a consistent copy of the database, as it was at one
+// moment, to a new file at path: a hot backup of this one store, taken
+// while lethe serves, for an operator or a scheduled job to keep. The copy
+// is the same kind of store, and opens with OpenData or OpenKeys like the
+// original.
+//
+// The data store and the key store are backed up separately, on purpose,
+// each with its own Backup: a copy of the data store must never hold the
+// keys that decrypt it. Destroying a subject's key then erases the subject
+// from every data backup too, and the key store's backups, small and
+// holding keys, can be kept apart, under other access and retention.
+//
+// Backup refuses a path that exists (the error wraps fs.ErrExist), so it
+// never overwrites a file, least of all the database itself. It creates the
+// file with mode 0600 before SQLite writes to it, since the copy is as
+// sensitive as the original, and syncs it to disk before returning. On any
+// error it removes the file it created. Errors are for operators (EINTERNAL).
+// It is safe for concurrent use.
+//
+// The copy is made with VACUUM INTO, which reads the database in one read
+// transaction. It runs on a connection of its own, not on the write
+// connection, so writes go on meanwhile (the WAL holds them until the copy
+// is done), and not on the read pool, which is query_only and may not run
+// it.
+func (db *DB) Backup(ctx context.Context, path string) error {
+	// An absolute path also keeps SQLite from reading a name that starts
+	// with "file:" as a URI.
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("back up %s: %w", db.store.name, err)
+	}
+	// VACUUM INTO writes into an empty file, keeping its mode. The file is
+	// closed again at once: closing a descriptor while SQLite held locks on
+	// the file would drop them.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("back up %s: %w", db.store.name, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("back up %s: %w", db.store.name, err)
+	}
+	if err := db.vacuumInto(ctx, path); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("back up %s to %s: %w", db.store.name, path, err)
+	}
+	return nil
+}
+
+// vacuumInto copies the database into the empty file at path and syncs it.
+func (db *DB) vacuumInto(ctx context.Context, path string) error {
+	conn, err := sql.Open("sqlite", dsn(db.path, false))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return err
+	}
+	if err := conn.Close(); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// mustHold panics unless db is the store s. Building a store on the wrong
+// database is a wiring bug that no caller could handle, so it stops the
+// program at startup rather than returning an error every caller must check.
+func (db *DB) mustHold(s store, constructor string) {
+	if db.store != s {
+		panic(fmt.Sprintf("sqlite.%s needs the %s, not the %s", constructor, s.name, db.store.name))
+	}
+}
+
+// readStmt returns query prepared on the read pool, preparing it on first
+// use. database/sql prepares it again on each connection it runs on, once.
+// The statements live as long as db; Close closes them. Only reads are
+// kept prepared: a write waits for the disk sync of its commit, which costs
+// far more than compiling its SQL.
+func (db *DB) readStmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := db.stmts.Load(query); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := db.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, s); loaded {
+		s.Close() // another goroutine prepared it first
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+// query runs query on the read pool as a prepared statement.
+func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := db.readStmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+// queryRow runs query, which returns at most one row, on the read pool as
+// a prepared statement. Errors are deferred to Scan, as with sql.Row.
+func (db *DB) queryRow(ctx context.Context, query string, args ...any) scanner {
+	s, err := db.readStmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// A scanner is a row to scan: *sql.Row, *sql.Rows or errRow.
+type scanner interface{ Scan(dest ...any) error }
+
+// errRow is a row that failed before it ran.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // BindDeployment records candidate as the database's deployment ID if it
 // has none, and returns the stored ID; any error is EINTERNAL. It is safe

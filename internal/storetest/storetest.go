@@ -3,7 +3,9 @@
 // own _test.go file, so the engines cannot drift apart in behaviour.
 //
 // Each Test function takes a constructor that returns a store on a fresh,
-// empty database and arranges (with t.Cleanup) for it to be closed.
+// empty database and arranges (with t.Cleanup) for it to be closed. The
+// Benchmark functions take one such store and measure its hot paths, so the
+// engines can be compared on equal terms.
 package storetest
 
 import (

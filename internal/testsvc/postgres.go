@@ -22,7 +22,7 @@ const defaultPostgres = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=dis
 // t registers later (so they can close their connections first). If the
 // server is unreachable, Postgres calls Unavailable. It is safe to call from
 // parallel tests.
-func Postgres(t *testing.T) string {
+func Postgres(t testing.TB) string {
 	t.Helper()
 	dsn := postgresServer()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

@@ -16,7 +16,7 @@ import (
 // Unavailable ends test t because service, whose address is in envVar,
 // cannot be reached (err says why): it fails t if LETHE_REQUIRE_SERVICES=1
 // and skips t otherwise.
-func Unavailable(t *testing.T, service, envVar string, err error) {
+func Unavailable(t testing.TB, service, envVar string, err error) {
 	t.Helper()
 	if os.Getenv("LETHE_REQUIRE_SERVICES") == "1" {
 		t.Fatalf("%s is unreachable and LETHE_REQUIRE_SERVICES=1 forbids skipping: %v (set %s to point at it)", service, err, envVar)

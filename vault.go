@@ -1,0 +1,98 @@
+package lethe
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Actor is who asks the vault for something, and why: it goes into every
+// audit event. Purpose may be empty where the operation needs none.
+type Actor struct {
+	KeyID     string // the API key's ID
+	Role      Role
+	RequestID string
+	Purpose   string
+}
+
+// NewSubject is what an app hands the vault to create a subject.
+type NewSubject struct {
+	Tenant      string            // "" means DefaultTenant
+	Identifiers map[string]string // kind → value, e.g. "email" → "jane@example.com"
+	Profile     json.RawMessage   // a JSON object of personal fields; nil for {}
+}
+
+// SubjectView is a subject as read back: identifiers and profile in the
+// clear (or masked), for the caller only. It never goes to a log.
+type SubjectView struct {
+	ID          string            `json:"id"`
+	Tenant      string            `json:"tenant"`
+	CreatedAt   time.Time         `json:"created_at"`
+	Version     int               `json:"version"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	Identifiers map[string]string `json:"identifiers"`
+	Profile     json.RawMessage   `json:"profile"`
+}
+
+// ReadOptions narrow a read. Fields selects identifier kinds and top-level
+// profile fields (nil: all); Masked replaces each value with a masked form.
+type ReadOptions struct {
+	Fields []string
+	Masked bool
+}
+
+// ProfileChange is a rectification: a JSON merge patch (RFC 7396) applied to
+// the current profile, identifiers to set or remove, and why.
+type ProfileChange struct {
+	Patch             json.RawMessage   // nil: profile unchanged
+	SetIdentifiers    map[string]string // kind → new value
+	RemoveIdentifiers []string          // kinds
+	Reason            string            // kept sealed with the version
+}
+
+// HistoryEntry is one version of a profile with who, when and why.
+type HistoryEntry struct {
+	Version   int             `json:"version"`
+	Principal string          `json:"principal"`
+	CreatedAt time.Time       `json:"created_at"`
+	Reason    string          `json:"reason,omitempty"`
+	Profile   json.RawMessage `json:"profile"`
+}
+
+// Vault is the service apps use to keep personal data: subjects, their
+// identifiers and profiles, sealed per subject. Every method that reads or
+// changes personal data records an audit event. Errors: EINVALID for bad
+// input, ENOTFOUND for an unknown subject, EGONE for an erased one,
+// ECONFLICT for an identifier another subject holds.
+type Vault interface {
+	CreateSubject(ctx context.Context, a Actor, in NewSubject) (*SubjectView, error)
+	// FindSubject returns the ID of the subject holding the identifier.
+	FindSubject(ctx context.Context, a Actor, tenant, kind, value string) (string, error)
+	ReadSubject(ctx context.Context, a Actor, tenant, id string, o ReadOptions) (*SubjectView, error)
+	UpdateSubject(ctx context.Context, a Actor, tenant, id string, c ProfileChange) (*SubjectView, error)
+	History(ctx context.Context, a Actor, tenant, id string) ([]HistoryEntry, error)
+	// EraseSubject destroys the subject's key, then deletes its data.
+	// Erasing an erased subject again succeeds.
+	EraseSubject(ctx context.Context, a Actor, tenant, id string) (*Forgotten, error)
+}
+
+// AuditEvent is one auditable action. It carries IDs and field names,
+// never a personal-data value.
+type AuditEvent struct {
+	Time      time.Time `json:"time"`
+	Action    string    `json:"action"` // e.g. subject.read, subject.create, subject.erase
+	Outcome   string    `json:"outcome"`
+	KeyID     string    `json:"key_id"`
+	Role      Role      `json:"role"`
+	RequestID string    `json:"request_id,omitempty"`
+	Tenant    string    `json:"tenant"`
+	SubjectID string    `json:"subject_id,omitempty"`
+	Purpose   string    `json:"purpose,omitempty"`
+	Fields    []string  `json:"fields,omitempty"`
+}
+
+// Auditor records audit events. If Record fails, the operation that needed
+// it must not happen (fail closed).
+type Auditor interface {
+	Record(ctx context.Context, e AuditEvent) error
+}
