@@ -1,0 +1,706 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	mathrand "math/rand/v2"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+// Names of the deployment secrets kept, wrapped by the KMS, in the key store.
+const (
+	secretIndexRoot = "blind-index-root"
+	secretTokenRoot = "token-root"
+)
+
+// maxUpdateAttempts bounds the retries of a rectification that lost a race
+// with another change of the same subject.
+const maxUpdateAttempts = 16
+
+// Config holds what a Service needs. Store, Keys, KMS and Audit are
+// required.
+type Config struct {
+	Store     lethe.VaultStore
+	Keys      lethe.KeyStore
+	KMS       KMS
+	Audit     lethe.Auditor
+	Now       lethe.Now // default time.Now
+	CacheSize int       // unwrapped subject keys kept in memory; default 100,000
+}
+
+// Service is the vault: it seals subjects' data under their own keys,
+// finds them through blind indexes and erases them by destroying keys. It
+// implements lethe.Vault and is safe for concurrent use.
+type Service struct {
+	store lethe.VaultStore
+	keys  lethe.KeyStore
+	kms   KMS
+	audit lethe.Auditor
+	now   lethe.Now
+
+	subjectKeys *KeyCache // unwrapped subject data keys, by tenant and subject ID
+	indexRoot   Key
+	tokenRoot   Key
+
+	mu         sync.RWMutex
+	tenantKeys map[string]Key // unwrapped tenant key-encryption keys
+	indexKeys  map[string]Key // derived blind-index keys, by tenant and kind
+
+	// writing serialises the rectifications of one subject within this
+	// instance (striped by subject ID), so that they queue instead of
+	// racing for the next version number. Across instances the store's
+	// version check still decides, and the loser retries.
+	writing [64]sync.Mutex
+}
+
+var _ lethe.Vault = (*Service)(nil)
+
+// New returns a Service, loading the deployment's blind-index and token
+// root keys from the key store, or making them on a deployment's first
+// start.
+func New(ctx context.Context, c Config) (*Service, error) {
+	s := &Service{
+		store: c.Store, keys: c.Keys, kms: c.KMS, audit: c.Audit, now: c.Now,
+		tenantKeys: map[string]Key{}, indexKeys: map[string]Key{},
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if c.CacheSize <= 0 {
+		c.CacheSize = 100_000
+	}
+	s.subjectKeys = NewKeyCache(c.CacheSize)
+	var err error
+	if s.indexRoot, err = s.secret(ctx, secretIndexRoot); err != nil {
+		return nil, err
+	}
+	if s.tokenRoot, err = s.secret(ctx, secretTokenRoot); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Initialized reports whether the key store already holds the vault's
+// deployment secrets, that is whether a master key exists somewhere that
+// wrapped them. A new instance must then be given that master key rather
+// than make its own.
+func Initialized(ctx context.Context, keys lethe.KeyStore) (bool, error) {
+	_, err := keys.Secret(ctx, secretIndexRoot)
+	switch lethe.ErrorCode(err) {
+	case "":
+		return true, nil
+	case lethe.ENOTFOUND:
+		return false, nil
+	}
+	return false, fmt.Errorf("read key store: %w", err)
+}
+
+// secret loads the named deployment secret, making it if it does not exist
+// yet. Of two instances starting at once, one secret wins and both use it.
+func (s *Service) secret(ctx context.Context, name string) (Key, error) {
+	ad := AD("secret", name)
+	for attempt := 0; attempt < 2; attempt++ {
+		w, err := s.keys.Secret(ctx, name)
+		if err == nil {
+			k, err := s.kms.Unwrap(ctx, w.Wrapped, w.KEKID, ad)
+			if err != nil {
+				return Key{}, fmt.Errorf("unwrap secret %s: %w", name, err)
+			}
+			return k, nil
+		} else if lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			return Key{}, fmt.Errorf("load secret %s: %w", name, err)
+		}
+		k := NewKey()
+		wrapped, kekID, err := s.kms.Wrap(ctx, k, ad)
+		if err != nil {
+			return Key{}, fmt.Errorf("wrap secret %s: %w", name, err)
+		}
+		err = s.keys.CreateSecret(ctx, name, &lethe.WrappedKey{Wrapped: wrapped, KEKID: kekID, CreatedAt: s.now().UTC()})
+		if err == nil {
+			return k, nil
+		} else if lethe.ErrorCode(err) != lethe.ECONFLICT {
+			return Key{}, fmt.Errorf("store secret %s: %w", name, err)
+		}
+	}
+	return Key{}, fmt.Errorf("secret %s: created concurrently but not readable", name)
+}
+
+// tenantKey returns the tenant's key-encryption key, making it when create
+// is set and the tenant has none. ENOTFOUND when it has none and create is
+// not set; EGONE when the tenant was erased.
+func (s *Service) tenantKey(ctx context.Context, tenant string, create bool) (Key, error) {
+	s.mu.RLock()
+	k, ok := s.tenantKeys[tenant]
+	s.mu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	ad := AD("tenant-key", tenant)
+	for attempt := 0; attempt < 2; attempt++ {
+		w, err := s.keys.TenantKey(ctx, tenant)
+		if err == nil {
+			if k, err = s.kms.Unwrap(ctx, w.Wrapped, w.KEKID, ad); err != nil {
+				return Key{}, fmt.Errorf("unwrap tenant key %s: %w", tenant, err)
+			}
+			s.mu.Lock()
+			s.tenantKeys[tenant] = k
+			s.mu.Unlock()
+			return k, nil
+		} else if lethe.ErrorCode(err) != lethe.ENOTFOUND || !create {
+			return Key{}, err
+		}
+		k = NewKey()
+		wrapped, kekID, err := s.kms.Wrap(ctx, k, ad)
+		if err != nil {
+			return Key{}, fmt.Errorf("wrap tenant key %s: %w", tenant, err)
+		}
+		err = s.keys.CreateTenantKey(ctx, tenant, &lethe.WrappedKey{Wrapped: wrapped, KEKID: kekID, CreatedAt: s.now().UTC()})
+		if err != nil && lethe.ErrorCode(err) != lethe.ECONFLICT {
+			return Key{}, err
+		}
+		// On success or a lost race, read back the stored key so that
+		// every instance uses the same one.
+	}
+	return Key{}, fmt.Errorf("tenant key %s: created concurrently but not readable", tenant)
+}
+
+func cacheID(tenant, id string) string { return tenant + "/" + id }
+
+// subjectKey returns the subject's data key. ENOTFOUND if the subject has
+// none; EGONE if it (or its tenant) was erased.
+func (s *Service) subjectKey(ctx context.Context, tenant, id string) (Key, error) {
+	if k, ok := s.subjectKeys.Get(cacheID(tenant, id)); ok {
+		return k, nil
+	}
+	w, err := s.keys.SubjectKey(ctx, tenant, id)
+	switch lethe.ErrorCode(err) {
+	case "":
+	case lethe.ENOTFOUND:
+		return Key{}, lethe.Errorf(lethe.ENOTFOUND, "subject %s not found", id)
+	case lethe.EGONE:
+		return Key{}, lethe.Errorf(lethe.EGONE, "subject %s was erased", id)
+	default:
+		return Key{}, err
+	}
+	tk, err := s.tenantKey(ctx, tenant, false)
+	if err != nil {
+		return Key{}, fmt.Errorf("subject %s: %w", id, err)
+	}
+	k, err := UnwrapKey(&tk, w.Wrapped, AD("subject-key", tenant, id))
+	if err != nil {
+		return Key{}, fmt.Errorf("unwrap subject key %s: %w", id, err)
+	}
+	s.subjectKeys.Put(cacheID(tenant, id), k)
+	return k, nil
+}
+
+// indexKey returns the blind-index key of an identifier kind in a tenant.
+func (s *Service) indexKey(tenant, kind string) *Key {
+	id := tenant + "/" + kind
+	s.mu.RLock()
+	k, ok := s.indexKeys[id]
+	s.mu.RUnlock()
+	if !ok {
+		k = DeriveKey(&s.indexRoot, "blind-index", tenant, kind)
+		s.mu.Lock()
+		s.indexKeys[id] = k
+		s.mu.Unlock()
+	}
+	return &k
+}
+
+// record is the sealed payload of a profile version: the whole record as it
+// stood after the change, and why it changed.
+type record struct {
+	Profile     json.RawMessage   `json:"profile"`
+	Identifiers map[string]string `json:"identifiers"`
+	Reason      string            `json:"reason,omitempty"`
+}
+
+func versionAD(tenant, id string, version int) []byte {
+	return AD("profile", tenant, id, strconv.Itoa(version))
+}
+
+func newSubjectID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return "sub_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
+}
+
+// normalizeIdentifiers validates kinds and normalises values.
+func normalizeIdentifiers(in map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(in))
+	for kind, v := range in {
+		if err := lethe.ValidIdentifierKind(kind); err != nil {
+			return nil, err
+		}
+		n, err := Normalize(kind, v)
+		if err != nil {
+			return nil, err
+		}
+		out[kind] = n
+	}
+	return out, nil
+}
+
+// profileObject checks that raw is a JSON object ({} for nil) and returns it
+// compacted.
+func profileObject(raw json.RawMessage) (json.RawMessage, map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return json.RawMessage("{}"), map[string]json.RawMessage{}, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return nil, nil, lethe.Errorf(lethe.EINVALID, "profile must be a JSON object")
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil, nil, lethe.Errorf(lethe.EINVALID, "profile must be a JSON object")
+	}
+	return b.Bytes(), obj, nil
+}
+
+func (s *Service) sealIdentifiers(dek *Key, tenant, id string, ids map[string]string) []lethe.SealedIdentifier {
+	out := make([]lethe.SealedIdentifier, 0, len(ids))
+	for kind, v := range ids {
+		out = append(out, lethe.SealedIdentifier{
+			Tenant: tenant, SubjectID: id, Kind: kind,
+			Index:  BlindIndex(s.indexKey(tenant, kind), v),
+			Sealed: Seal(dek, []byte(v), AD("identifier", tenant, id, kind)),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// record writes an audit event. The caller must not go on if it fails.
+func (s *Service) record(ctx context.Context, a lethe.Actor, action, tenant, subjectID string, fields []string) error {
+	err := s.audit.Record(ctx, lethe.AuditEvent{
+		Time: s.now().UTC(), Action: action, Outcome: "ok", KeyID: a.KeyID, Role: a.Role,
+		RequestID: a.RequestID, Tenant: tenant, SubjectID: subjectID, Purpose: a.Purpose, Fields: fields,
+	})
+	if err != nil {
+		return lethe.Errorf(lethe.EUNAVAILABLE, "audit log unavailable: %s refused", action)
+	}
+	return nil
+}
+
+func tenantOrDefault(t string) (string, error) {
+	if t == "" {
+		return lethe.DefaultTenant, nil
+	}
+	return t, lethe.ValidTenant(t)
+}
+
+// CreateSubject implements lethe.Vault. The subject's key is stored before
+// its data: a failure in between leaves an unused key, never data that no
+// key opens.
+func (s *Service) CreateSubject(ctx context.Context, a lethe.Actor, in lethe.NewSubject) (*lethe.SubjectView, error) {
+	tenant, err := tenantOrDefault(in.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	if len(in.Identifiers) == 0 {
+		return nil, lethe.Errorf(lethe.EINVALID, "a subject needs at least one identifier")
+	}
+	ids, err := normalizeIdentifiers(in.Identifiers)
+	if err != nil {
+		return nil, err
+	}
+	profile, obj, err := profileObject(in.Profile)
+	if err != nil {
+		return nil, err
+	}
+	tk, err := s.tenantKey(ctx, tenant, true)
+	if err != nil {
+		return nil, err
+	}
+	id, dek, now := newSubjectID(), NewKey(), s.now().UTC()
+	wrapped := WrapKey(&tk, dek, AD("subject-key", tenant, id))
+	if err := s.keys.CreateSubjectKey(ctx, tenant, id, &lethe.WrappedKey{Wrapped: wrapped, KEKID: "tenant:" + tenant, CreatedAt: now}); err != nil {
+		return nil, err
+	}
+	payload, err := json.Marshal(record{Profile: profile, Identifiers: ids, Reason: "created"})
+	if err != nil {
+		return nil, err
+	}
+	first := &lethe.SealedVersion{Tenant: tenant, SubjectID: id, Version: 1, Sealed: Seal(&dek, payload, versionAD(tenant, id, 1)), Principal: a.KeyID, CreatedAt: now}
+	if err := s.store.CreateSubject(ctx, &lethe.Subject{ID: id, Tenant: tenant, CreatedAt: now}, s.sealIdentifiers(&dek, tenant, id, ids), first); err != nil {
+		return nil, err
+	}
+	s.subjectKeys.Put(cacheID(tenant, id), dek)
+	if err := s.record(ctx, a, "subject.create", tenant, id, append(sortedKeys(ids), sortedKeys(obj)...)); err != nil {
+		return nil, err
+	}
+	return &lethe.SubjectView{ID: id, Tenant: tenant, CreatedAt: now, Version: 1, UpdatedAt: now, Identifiers: ids, Profile: profile}, nil
+}
+
+// FindSubject implements lethe.Vault.
+func (s *Service) FindSubject(ctx context.Context, a lethe.Actor, tenant, kind, value string) (string, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return "", err
+	}
+	if err := lethe.ValidIdentifierKind(kind); err != nil {
+		return "", err
+	}
+	n, err := Normalize(kind, value)
+	if err != nil {
+		return "", err
+	}
+	id, err := s.store.SubjectByIdentifier(ctx, tenant, kind, BlindIndex(s.indexKey(tenant, kind), n))
+	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
+		return "", lethe.Errorf(lethe.ENOTFOUND, "no subject with that %s", kind)
+	} else if err != nil {
+		return "", err
+	}
+	if err := s.record(ctx, a, "subject.find", tenant, id, []string{kind}); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// current opens the subject's latest version.
+func (s *Service) current(ctx context.Context, tenant, id string) (*lethe.SealedVersion, *record, *Key, error) {
+	dek, err := s.subjectKey(ctx, tenant, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := s.store.LatestVersion(ctx, tenant, id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rec, err := openRecord(&dek, v)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return v, rec, &dek, nil
+}
+
+func openRecord(dek *Key, v *lethe.SealedVersion) (*record, error) {
+	plain, err := Open(dek, v.Sealed, versionAD(v.Tenant, v.SubjectID, v.Version))
+	if err != nil {
+		return nil, fmt.Errorf("open subject %s version %d: %w", v.SubjectID, v.Version, err)
+	}
+	var rec record
+	if err := json.Unmarshal(plain, &rec); err != nil {
+		return nil, fmt.Errorf("decode subject %s version %d: %w", v.SubjectID, v.Version, err)
+	}
+	return &rec, nil
+}
+
+// ReadSubject implements lethe.Vault.
+func (s *Service) ReadSubject(ctx context.Context, a lethe.Actor, tenant, id string, o lethe.ReadOptions) (*lethe.SubjectView, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return nil, err
+	}
+	v, rec, _, err := s.current(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := s.store.Subject(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	view, fields, err := project(sub, v, rec, o)
+	if err != nil {
+		return nil, err
+	}
+	action := "subject.read"
+	if o.Masked {
+		action = "subject.read_masked"
+	}
+	if err := s.record(ctx, a, action, tenant, id, fields); err != nil {
+		return nil, err
+	}
+	return view, nil
+}
+
+// project selects and masks what a read returns, and lists the field names
+// it returns for the audit event.
+func project(sub *lethe.Subject, v *lethe.SealedVersion, rec *record, o lethe.ReadOptions) (*lethe.SubjectView, []string, error) {
+	want := func(string) bool { return true }
+	if o.Fields != nil {
+		set := map[string]bool{}
+		for _, f := range o.Fields {
+			set[strings.TrimSpace(f)] = true
+		}
+		want = func(f string) bool { return set[f] }
+	}
+	view := &lethe.SubjectView{ID: sub.ID, Tenant: sub.Tenant, CreatedAt: sub.CreatedAt, Version: v.Version, UpdatedAt: v.CreatedAt, Identifiers: map[string]string{}}
+	var fields []string
+	for kind, val := range rec.Identifiers {
+		if !want(kind) {
+			continue
+		}
+		if o.Masked {
+			val = Mask(kind, val)
+		}
+		view.Identifiers[kind] = val
+		fields = append(fields, kind)
+	}
+	var prof map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Profile, &prof); err != nil {
+		return nil, nil, fmt.Errorf("decode profile of %s: %w", sub.ID, err)
+	}
+	out := map[string]json.RawMessage{}
+	for name, val := range prof {
+		if !want(name) {
+			continue
+		}
+		if o.Masked {
+			val = maskJSON(name, val)
+		}
+		out[name] = val
+		fields = append(fields, name)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	view.Profile = b
+	sort.Strings(fields)
+	return view, fields, nil
+}
+
+// maskJSON masks a profile value: strings by Mask, anything else entirely.
+func maskJSON(name string, val json.RawMessage) json.RawMessage {
+	var str string
+	if json.Unmarshal(val, &str) == nil {
+		b, _ := json.Marshal(Mask(name, str))
+		return b
+	}
+	return json.RawMessage(`"***"`)
+}
+
+// UpdateSubject implements lethe.Vault. The change is applied to the latest
+// version and stored as the next one; if another change won the race for
+// that version number, it is applied again on top of the winner, so no
+// update is lost.
+func (s *Service) UpdateSubject(ctx context.Context, a lethe.Actor, tenant, id string, c lethe.ProfileChange) (*lethe.SubjectView, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return nil, err
+	}
+	set, err := normalizeIdentifiers(c.SetIdentifiers)
+	if err != nil {
+		return nil, err
+	}
+	for _, kind := range c.RemoveIdentifiers {
+		if err := lethe.ValidIdentifierKind(kind); err != nil {
+			return nil, err
+		}
+		if _, both := set[kind]; both {
+			return nil, lethe.Errorf(lethe.EINVALID, "identifier %s is both set and removed", kind)
+		}
+	}
+	var patch any
+	if len(bytes.TrimSpace(c.Patch)) > 0 {
+		if err := json.Unmarshal(c.Patch, &patch); err != nil {
+			return nil, lethe.Errorf(lethe.EINVALID, "profile patch must be JSON")
+		}
+		if _, ok := patch.(map[string]any); !ok {
+			return nil, lethe.Errorf(lethe.EINVALID, "profile patch must be a JSON object (RFC 7396 merge patch)")
+		}
+	}
+	if len(c.Reason) > 1000 {
+		return nil, lethe.Errorf(lethe.EINVALID, "reason must be at most 1000 bytes")
+	}
+	lock := &s.writing[fnv32(tenant+"/"+id)%uint32(len(s.writing))]
+	lock.Lock()
+	defer lock.Unlock()
+	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
+		if attempt > 0 {
+			// Another instance won the race: back off a little, with
+			// jitter, so that the instances do not collide again.
+			if err := sleep(ctx, time.Duration(attempt)*time.Millisecond+time.Duration(mathrand.Int64N(int64(time.Millisecond)))); err != nil {
+				return nil, err
+			}
+		}
+		v, rec, dek, err := s.current(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		next := record{Identifiers: map[string]string{}, Reason: c.Reason}
+		for k, val := range rec.Identifiers {
+			next.Identifiers[k] = val
+		}
+		changed := map[string]string{}
+		for k, val := range set {
+			if next.Identifiers[k] != val {
+				changed[k] = val
+			}
+			next.Identifiers[k] = val
+		}
+		var removed []string
+		for _, k := range c.RemoveIdentifiers {
+			if _, ok := next.Identifiers[k]; ok {
+				removed = append(removed, k)
+				delete(next.Identifiers, k)
+			}
+		}
+		if len(next.Identifiers) == 0 {
+			return nil, lethe.Errorf(lethe.EINVALID, "a subject must keep at least one identifier")
+		}
+		next.Profile = rec.Profile
+		var fields []string
+		if patch != nil {
+			var cur any
+			if err := json.Unmarshal(rec.Profile, &cur); err != nil {
+				return nil, fmt.Errorf("decode profile of %s: %w", id, err)
+			}
+			merged := mergePatch(cur, patch)
+			if next.Profile, err = json.Marshal(merged); err != nil {
+				return nil, err
+			}
+			fields = sortedKeys(patch.(map[string]any))
+		}
+		payload, err := json.Marshal(next)
+		if err != nil {
+			return nil, err
+		}
+		nv := &lethe.SealedVersion{Tenant: tenant, SubjectID: id, Version: v.Version + 1, Principal: a.KeyID, CreatedAt: s.now().UTC()}
+		nv.Sealed = Seal(dek, payload, versionAD(tenant, id, nv.Version))
+		err = s.store.AppendVersion(ctx, nv, s.sealIdentifiers(dek, tenant, id, changed), removed)
+		if errors.Is(err, lethe.ErrStaleVersion) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		fields = append(fields, append(sortedKeys(changed), removed...)...)
+		if err := s.record(ctx, a, "subject.update", tenant, id, fields); err != nil {
+			return nil, err
+		}
+		sub, err := s.store.Subject(ctx, tenant, id)
+		if err != nil {
+			return nil, err
+		}
+		view, _, err := project(sub, nv, &next, lethe.ReadOptions{})
+		return view, err
+	}
+	return nil, lethe.Errorf(lethe.ECONFLICT, "subject %s is changing too fast; retry", id)
+}
+
+func fnv32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// mergePatch applies an RFC 7396 JSON merge patch to target.
+func mergePatch(target, patch any) any {
+	p, ok := patch.(map[string]any)
+	if !ok {
+		return patch
+	}
+	t, ok := target.(map[string]any)
+	if !ok {
+		t = map[string]any{}
+	}
+	for k, v := range p {
+		if v == nil {
+			delete(t, k)
+		} else {
+			t[k] = mergePatch(t[k], v)
+		}
+	}
+	return t
+}
+
+// History implements lethe.Vault.
+func (s *Service) History(ctx context.Context, a lethe.Actor, tenant, id string) ([]lethe.HistoryEntry, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return nil, err
+	}
+	dek, err := s.subjectKey(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	versions, err := s.store.Versions(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]lethe.HistoryEntry, 0, len(versions))
+	for i := range versions {
+		rec, err := openRecord(&dek, &versions[i])
+		if err != nil {
+			return nil, err
+		}
+		full, err := json.Marshal(struct {
+			Identifiers map[string]string `json:"identifiers"`
+			Profile     json.RawMessage   `json:"profile"`
+		}{rec.Identifiers, rec.Profile})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lethe.HistoryEntry{Version: versions[i].Version, Principal: versions[i].Principal, CreatedAt: versions[i].CreatedAt, Reason: rec.Reason, Profile: full})
+	}
+	if err := s.record(ctx, a, "subject.history", tenant, id, nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EraseSubject implements lethe.Vault. The key is destroyed first: from
+// that moment every copy of the subject's sealed data, in this database, its
+// WAL or any backup, is unreadable. The rows are deleted after.
+func (s *Service) EraseSubject(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Forgotten, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.keys.SubjectKey(ctx, tenant, id); lethe.ErrorCode(err) == lethe.ENOTFOUND {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "subject %s not found", id)
+	} else if err != nil && lethe.ErrorCode(err) != lethe.EGONE {
+		return nil, err
+	}
+	if err := s.keys.DestroySubjectKey(ctx, tenant, id, s.now().UTC()); err != nil {
+		return nil, err
+	}
+	s.subjectKeys.Delete(cacheID(tenant, id))
+	if err := s.store.DeleteSubject(ctx, tenant, id); err != nil {
+		return nil, err
+	}
+	f, err := s.keys.Forgotten(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, a, "subject.erase", tenant, id, nil); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
