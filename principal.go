@@ -47,19 +47,28 @@ const (
 	PermSelf       Permission = "self.read"   // read one's own principal and the API description
 	PermKeysManage Permission = "keys.manage" // create, list and revoke API keys
 	PermMetrics    Permission = "metrics.read"
+
+	PermSubjectsWrite      Permission = "subjects.write"       // create subjects, rectify profiles and identifiers
+	PermSubjectsRead       Permission = "subjects.read"        // read whole values
+	PermSubjectsReadMasked Permission = "subjects.read_masked" // find subjects and read masked values
+	PermSubjectsHistory    Permission = "subjects.history"     // read every prior version with who, when and why
+	PermSubjectsErase      Permission = "subjects.erase"       // erase a subject (key destruction)
 )
 
 // Permissions lists every permission that needs credentials, in a stable
 // order.
-var Permissions = []Permission{PermSelf, PermKeysManage, PermMetrics}
+var Permissions = []Permission{
+	PermSelf, PermKeysManage, PermMetrics,
+	PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase,
+}
 
 // rolePermissions is the permission matrix: least privilege, so a role has
 // only what its job needs.
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics},
-	RoleDPO:     {PermSelf},
-	RoleSupport: {PermSelf},
-	RoleService: {PermSelf},
+	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase},
+	RoleSupport: {PermSelf, PermSubjectsReadMasked},
+	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase},
 	RoleAuditor: {PermSelf, PermMetrics},
 }
 

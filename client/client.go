@@ -30,15 +30,17 @@ type Config struct {
 	URL    string // base URL, e.g. https://127.0.0.1:8443
 	APIKey string // bearer secret; empty for the health probes only
 	CAFile string // PEM file of the CA to trust; empty: system roots
+	Tenant string // tenant to act in (Lethe-Tenant header); empty: "default"
 	// HTTPClient, when set, is used as is (CAFile is then ignored).
 	HTTPClient *http.Client
 }
 
 // Client calls the Lethe API. It is safe for concurrent use.
 type Client struct {
-	base *url.URL
-	key  string
-	http *http.Client
+	base   *url.URL
+	key    string
+	tenant string
+	http   *http.Client
 }
 
 // New returns a Client for c. It fails if the URL is not https (or plain
@@ -71,7 +73,7 @@ func New(c Config) (*Client, error) {
 		tr.MaxIdleConnsPerHost = 64
 		hc = &http.Client{Transport: tr, Timeout: time.Minute}
 	}
-	return &Client{base: u, key: c.APIKey, http: hc}, nil
+	return &Client{base: u, key: c.APIKey, tenant: c.Tenant, http: hc}, nil
 }
 
 func isLoopback(host string) bool {
@@ -115,6 +117,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	req.Header.Set("Accept", "application/json")
 	if c.key != "" {
 		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	if c.tenant != "" {
+		req.Header.Set("Lethe-Tenant", c.tenant)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

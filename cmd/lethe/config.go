@@ -28,6 +28,9 @@ type Config struct {
 	RateBurst       int           // --rate-burst, LETHE_RATE_BURST
 	LogLevel        string        // --log-level, LETHE_LOG_LEVEL: debug, info, warn, error
 	ShutdownTimeout time.Duration // --shutdown-timeout: how long in-flight requests may take to finish
+	KeyCacheSize    int           // --key-cache, LETHE_KEY_CACHE: unwrapped subject keys kept in memory
+
+	masterKeyEnv string // LETHE_MASTER_KEY: base64 master key; never a flag
 }
 
 // DefaultConfig returns the embedded default: SQLite in ./lethe-data,
@@ -41,6 +44,7 @@ func DefaultConfig() Config {
 		RateBurst:       2000,
 		LogLevel:        "info",
 		ShutdownTimeout: 30 * time.Second,
+		KeyCacheSize:    100_000,
 	}
 }
 
@@ -59,7 +63,8 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	env("LETHE_TLS_CERT", &c.TLSCert)
 	env("LETHE_TLS_KEY", &c.TLSKey)
 	env("LETHE_LOG_LEVEL", &c.LogLevel)
-	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst} {
+	c.masterKeyEnv = getenv("LETHE_MASTER_KEY")
+	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst, "LETHE_KEY_CACHE": &c.KeyCacheSize} {
 		v := getenv(name)
 		if v == "" {
 			continue
@@ -89,6 +94,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "requests an API key may send in a burst above the rate")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get to finish on SIGINT/SIGTERM")
+	fs.IntVar(&c.KeyCacheSize, "key-cache", c.KeyCacheSize, "unwrapped subject keys kept in memory (0 turns the cache off)")
 	return nil
 }
 
@@ -148,6 +154,9 @@ func (c *Config) Validate(fromFlags map[string]bool) error {
 	}
 	if c.RateLimit <= 0 || c.RateBurst < 1 {
 		return usageErrorf("--rate-limit must be positive and --rate-burst at least 1")
+	}
+	if c.KeyCacheSize < 0 {
+		return usageErrorf("--key-cache must not be negative")
 	}
 	if c.ShutdownTimeout <= 0 {
 		return usageErrorf("--shutdown-timeout must be positive")

@@ -101,6 +101,68 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	}
 	detail("Key %s may call whoami, but listing keys is refused: %d %s.", svcKey.ID, ce.Status, ce.Code)
 
+	say("The shop backend stores a customer. Lethe seals the data under the customer's own key.")
+	sub, err := svc.CreateSubject(ctx, map[string]string{"email": "Jane.Doe@Example.com", "phone": "+44 20 7946 0958"},
+		map[string]any{"name": "Jane Doe", "city": "Leeds"})
+	if err != nil {
+		return err
+	}
+	detail("Subject %s created; the app keeps only this ID.", sub.ID)
+	detail("Identifiers are normalised (%s, %s) and indexed by a keyed HMAC, not stored in the clear.", sub.Identifiers["email"], sub.Identifiers["phone"])
+
+	say("Support looks the customer up by email, in the request body (never in a URL), and sees masked values.")
+	supKey, err := admin.CreateKey(ctx, "demo support desk", string(lethe.RoleSupport), nil)
+	if err != nil {
+		return err
+	}
+	sup, err := client.New(client.Config{URL: srv.URL, CAFile: srv.CAFile, APIKey: supKey.Secret})
+	if err != nil {
+		return err
+	}
+	seen, err := sup.LookupSubject(ctx, "email", "  JANE.DOE@example.com", client.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	detail("Found %s: email %s, profile %s.", seen.ID, seen.Identifiers["email"], seen.Profile)
+
+	say("The customer moves and changes email: a rectification with a reason, kept as a new version.")
+	newEmail := "jane@new.example"
+	upd, err := svc.UpdateSubject(ctx, sub.ID, client.Change{Profile: map[string]any{"city": "York"}, Identifiers: map[string]*string{"email": &newEmail}, Reason: "customer moved"})
+	if err != nil {
+		return err
+	}
+	detail("Now version %d: email %s, profile %s.", upd.Version, upd.Identifiers["email"], upd.Profile)
+	if _, err := svc.LookupSubject(ctx, "email", "jane.doe@example.com", client.ReadOptions{}); !errors.As(err, &ce) || ce.Status != 404 {
+		return fmt.Errorf("demo: the old email still finds the subject: %v", err)
+	}
+	detail("The old email finds nobody any more: %d %s.", ce.Status, ce.Code)
+	dpoKey, err := admin.CreateKey(ctx, "demo data-protection officer", string(lethe.RoleDPO), nil)
+	if err != nil {
+		return err
+	}
+	dpo, err := client.New(client.Config{URL: srv.URL, CAFile: srv.CAFile, APIKey: dpoKey.Secret})
+	if err != nil {
+		return err
+	}
+	hist, err := dpo.History(ctx, sub.ID)
+	if err != nil {
+		return err
+	}
+	for _, h := range hist {
+		detail("History v%d by %s at %s: %s", h.Version, h.Principal, h.CreatedAt.Format("15:04:05"), h.Reason)
+	}
+
+	say("The customer asks to be forgotten: erasure destroys the subject's key first, then deletes the rows.")
+	er, err := dpo.EraseSubject(ctx, sub.ID)
+	if err != nil {
+		return err
+	}
+	detail("Erased at %s; every copy of the sealed data, backups included, is now unreadable.", er.ErasedAt.Format("15:04:05"))
+	if _, err := svc.ReadSubject(ctx, sub.ID, client.ReadOptions{}); !errors.As(err, &ce) || ce.Status != 410 {
+		return fmt.Errorf("demo: reading an erased subject did not answer 410: %v", err)
+	}
+	detail("Reading it now answers %d %s: %q.", ce.Status, ce.Code, ce.Detail)
+
 	say("Stopping: in-flight requests finish, then both stores close.")
 	stop()
 	if err := srv.Wait(); err != nil {

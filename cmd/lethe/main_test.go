@@ -346,7 +346,10 @@ func TestBootstrapRegistersLeftoverAdminKey(t *testing.T) {
 func TestServeOnPostgres(t *testing.T) {
 	data, keys := testsvc.Postgres(t), testsvc.Postgres(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	in := serve(t, dir, map[string]string{"LETHE_STORE": data, "LETHE_KEY_STORE": keys})
+	// Instances of one deployment share the master key through the
+	// environment, as docs/configuration.md says.
+	env := map[string]string{"LETHE_STORE": data, "LETHE_KEY_STORE": keys, "LETHE_MASTER_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}
+	in := serve(t, dir, env)
 	ctx := context.Background()
 	admin := in.client(t, in.adminKey(t))
 	k, err := admin.CreateKey(ctx, "pg", "auditor", nil)
@@ -361,12 +364,38 @@ func TestServeOnPostgres(t *testing.T) {
 	}
 	// A second instance on the same databases shares keys and makes no
 	// second admin key.
-	second := serve(t, filepath.Join(t.TempDir(), "data2"), map[string]string{"LETHE_STORE": data, "LETHE_KEY_STORE": keys})
+	second := serve(t, filepath.Join(t.TempDir(), "data2"), env)
 	if _, err := second.client(t, k.Secret).WhoAmI(ctx); err != nil {
 		t.Errorf("second instance does not know the key: %v", err)
 	}
 	if strings.Contains(second.stdout.String(), "Admin API key written") {
 		t.Error("second instance made another admin key")
+	}
+	// A subject stored through one instance is read through the other.
+	sub, err := in.client(t, k.Secret).WhoAmI(ctx)
+	if err != nil || sub.Role != "auditor" {
+		t.Fatal(err)
+	}
+	svc, err := admin.CreateKey(ctx, "pg shop", "service", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := in.client(t, svc.Secret).CreateSubject(ctx, map[string]string{"email": "pg@example.com"}, map[string]any{"n": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := second.client(t, svc.Secret).ReadSubject(ctx, created.ID, client.ReadOptions{}); err != nil || got.Identifiers["email"] != "pg@example.com" {
+		t.Fatalf("second instance reading a subject of the first: got %+v, %v", got, err)
+	}
+	// A third instance without the master key refuses to start and makes
+	// no stray keyring.
+	third := filepath.Join(t.TempDir(), "data3")
+	m, _, errOut := testMain(map[string]string{"LETHE_STORE": data, "LETHE_KEY_STORE": keys})
+	if code := m.Run(ctx, []string{"serve", "--data-dir", third, "--addr", "127.0.0.1:0"}); code != 1 || !strings.Contains(errOut.String(), "LETHE_MASTER_KEY") {
+		t.Errorf("instance without the master key: got exit %d %q", code, errOut.String())
+	}
+	if _, err := os.Stat(filepath.Join(third, "master.key")); err == nil {
+		t.Error("an instance without the master key made one")
 	}
 }
 
@@ -375,7 +404,7 @@ func TestDemo(t *testing.T) {
 	if code := m.Run(context.Background(), []string{"demo"}); code != 0 {
 		t.Fatalf("demo exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"401 unauthorized", "role admin", "403 forbidden", "Stopped cleanly"} {
+	for _, want := range []string{"401 unauthorized", "role admin", "403 forbidden", "j***@example.com", "customer moved", "404 not_found", "410 gone", "Stopped cleanly"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

@@ -20,9 +20,11 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/api"
+	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/certs"
 	"github.com/lethe-privacy/lethe/internal/postgres"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
+	"github.com/lethe-privacy/lethe/internal/vault"
 )
 
 // adminKeyFile is where the first start writes the bootstrap admin key.
@@ -67,11 +69,13 @@ func (m *Main) logger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
-// stores are the two databases of a deployment.
+// stores are the two databases of a deployment and the stores on them.
 type stores struct {
-	data    closer
-	keys    closer
-	apiKeys lethe.APIKeyStore
+	data     closer
+	keys     closer
+	apiKeys  lethe.APIKeyStore
+	vault    lethe.VaultStore
+	keyStore lethe.KeyStore
 }
 
 // closer is what both engines' databases offer.
@@ -89,28 +93,33 @@ func (s *stores) Close() error {
 // belong to the same deployment.
 func openStores(ctx context.Context, cfg Config, log *slog.Logger) (*stores, error) {
 	s := &stores{}
-	var err error
 	if isPostgresURL(cfg.Store) {
 		db, err := postgres.OpenData(ctx, cfg.Store)
 		if err != nil {
 			return nil, fmt.Errorf("open data store (PostgreSQL): %w", err)
 		}
-		s.data, s.apiKeys = db, postgres.NewAPIKeyStore(db)
+		s.data, s.apiKeys, s.vault = db, postgres.NewAPIKeyStore(db), postgres.NewVaultStore(db)
 	} else {
 		db, err := sqlite.OpenData(ctx, filepath.Join(cfg.DataDir, "data.db"))
 		if err != nil {
 			return nil, fmt.Errorf("open data store: %w", err)
 		}
-		s.data, s.apiKeys = db, sqlite.NewAPIKeyStore(db)
+		s.data, s.apiKeys, s.vault = db, sqlite.NewAPIKeyStore(db), sqlite.NewVaultStore(db)
 	}
 	if isPostgresURL(cfg.KeyStore) {
-		s.keys, err = postgres.OpenKeys(ctx, cfg.KeyStore)
+		db, err := postgres.OpenKeys(ctx, cfg.KeyStore)
+		if err != nil {
+			s.data.Close()
+			return nil, fmt.Errorf("open key store (PostgreSQL): %w", err)
+		}
+		s.keys, s.keyStore = db, postgres.NewKeyStore(db)
 	} else {
-		s.keys, err = sqlite.OpenKeys(ctx, cfg.KeyStore)
-	}
-	if err != nil {
-		s.data.Close()
-		return nil, fmt.Errorf("open key store: %w", err)
+		db, err := sqlite.OpenKeys(ctx, cfg.KeyStore)
+		if err != nil {
+			s.data.Close()
+			return nil, fmt.Errorf("open key store: %w", err)
+		}
+		s.keys, s.keyStore = db, sqlite.NewKeyStore(db)
 	}
 	if err := bindDeployment(ctx, s, log); err != nil {
 		s.Close()
@@ -146,15 +155,17 @@ func bindDeployment(ctx context.Context, s *stores, log *slog.Logger) error {
 
 // server is a running Lethe server.
 type server struct {
-	URL          string
-	CAFile       string // "" when serving a given certificate or plain HTTP
-	AdminKeyFile string // set when this start made the bootstrap admin key
-	http         *http.Server
-	stores       *stores
-	log          *slog.Logger
-	timeout      time.Duration
-	done         chan error
-	ctx          context.Context
+	MasterKeyFile string // set when this start made the local master key
+	URL           string
+	CAFile        string // "" when serving a given certificate or plain HTTP
+	AdminKeyFile  string // set when this start made the bootstrap admin key
+	http          *http.Server
+	stores        *stores
+	audit         *audit.File
+	log           *slog.Logger
+	timeout       time.Duration
+	done          chan error
+	ctx           context.Context
 }
 
 // start opens everything, listens and serves until ctx is done. Wait
@@ -176,6 +187,25 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	}()
 	if s.AdminKeyFile, err = bootstrapAdmin(ctx, st.apiKeys, cfg.DataDir); err != nil {
 		return nil, err
+	}
+	kms, err := openKMS(ctx, cfg.DataDir, cfg.masterKeyEnv, st.keyStore, log)
+	if err != nil {
+		return nil, err
+	}
+	if kms.created {
+		s.MasterKeyFile = kms.path
+	}
+	if s.audit, err = audit.OpenFile(filepath.Join(cfg.DataDir, "audit.jsonl")); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			s.audit.Close()
+		}
+	}()
+	v, err := vault.New(ctx, vault.Config{Store: st.vault, Keys: st.keyStore, KMS: kms.LocalKMS, Audit: s.audit, CacheSize: cfg.KeyCacheSize})
+	if err != nil {
+		return nil, fmt.Errorf("start vault: %w", err)
 	}
 	var tlsConf *tls.Config
 	if !cfg.InsecureHTTP {
@@ -204,7 +234,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 
 	a := api.New(api.Options{
 		Keys:         st.apiKeys,
-		Ready:        map[string]lethe.Pinger{"data_store": st.data, "key_store": st.keys},
+		Vault:        v,
+		Ready:        map[string]lethe.Pinger{"data_store": st.data, "key_store": st.keys, "audit_log": s.audit},
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		RateLimit:    cfg.RateLimit,
@@ -221,6 +252,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
+	if s.MasterKeyFile != "" {
+		fmt.Fprintf(out, "Master key made at %s (mode 0600). Without it no personal data can be read: back it up, apart from the key store's backups.\n", s.MasterKeyFile)
+	}
 	if s.AdminKeyFile != "" {
 		fmt.Fprintf(out, "Admin API key written to %s (mode 0600). Keep it secret; make other keys with 'lethe keys create'.\n", s.AdminKeyFile)
 	}
@@ -248,7 +282,7 @@ func (s *server) Wait() error {
 			serveErr = err
 		}
 	}
-	closeErr := s.stores.Close()
+	closeErr := errors.Join(s.audit.Close(), s.stores.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
@@ -354,4 +388,41 @@ func tlsConfig(cfg Config) (*tls.Config, string, string, error) {
 	}
 	conf.Certificates = []tls.Certificate{local.Certificate}
 	return conf, local.CAFile, local.Fingerprint, nil
+}
+
+// localKMS is the opened local keyring and whether this start made it.
+type localKMS struct {
+	*vault.LocalKMS
+	path    string
+	created bool
+}
+
+// openKMS opens the master key: LETHE_MASTER_KEY when set, else the
+// keyring file master.key in the data directory, made on the deployment's
+// first start. A key store that already holds wrapped keys needs the master
+// key that wrapped them: making a new one would only produce a keyring that
+// opens nothing, so that is refused.
+func openKMS(ctx context.Context, dataDir, env string, keys lethe.KeyStore, log *slog.Logger) (*localKMS, error) {
+	path := filepath.Join(dataDir, "master.key")
+	if env == "" {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			used, err := vault.Initialized(ctx, keys)
+			if err != nil {
+				return nil, err
+			}
+			if used {
+				return nil, fmt.Errorf("the key store holds keys wrapped by a master key this instance lacks: copy the deployment's master.key into %s or set LETHE_MASTER_KEY", dataDir)
+			}
+		}
+	}
+	k, created, err := vault.OpenLocalKMS(path, env)
+	if err != nil {
+		return nil, fmt.Errorf("open master key: %w", err)
+	}
+	if env != "" {
+		log.Info("master key from LETHE_MASTER_KEY", "kek_id", k.CurrentID())
+	} else if created {
+		log.Warn("made a new master key; back it up apart from the key store", "path", path, "kek_id", k.CurrentID())
+	}
+	return &localKMS{LocalKMS: k, path: path, created: created}, nil
 }

@@ -28,6 +28,7 @@ import (
 // Options configure a Server. Zero values take the defaults noted.
 type Options struct {
 	Keys         lethe.APIKeyStore       // required
+	Vault        lethe.Vault             // required
 	Ready        map[string]lethe.Pinger // dependencies /readyz checks, by name
 	Logger       *slog.Logger            // default: discard
 	Now          lethe.Now               // default: time.Now
@@ -39,6 +40,7 @@ type Options struct {
 // Server is the HTTP API. It is safe for concurrent use once built.
 type Server struct {
 	keys    lethe.APIKeyStore
+	vault   lethe.Vault
 	ready   map[string]lethe.Pinger
 	log     *slog.Logger
 	now     lethe.Now
@@ -51,7 +53,7 @@ type Server struct {
 
 // New builds a Server.
 func New(o Options) *Server {
-	s := &Server{keys: o.Keys, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
+	s := &Server{keys: o.Keys, vault: o.Vault, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -110,6 +112,12 @@ func (s *Server) buildRoutes() []Route {
 		{Method: "POST", Path: "/v1/keys", Permission: lethe.PermKeysManage, Summary: "Create an API key; its secret is in this response only", Request: createKeyRequest{}, Response: createdKeyResponse{}, Status: 201, Errors: []int{400, 413, 415}, handle: s.createKey},
 		{Method: "GET", Path: "/v1/keys", Permission: lethe.PermKeysManage, Summary: "List API keys (never their secrets)", Response: keyListResponse{}, Status: 200, handle: s.listKeys},
 		{Method: "DELETE", Path: "/v1/keys/{id}", Permission: lethe.PermKeysManage, Summary: "Revoke an API key", Status: 204, Errors: []int{404, 409}, handle: s.revokeKey},
+		{Method: "POST", Path: "/v1/subjects", Permission: lethe.PermSubjectsWrite, Summary: "Create a subject from identifiers and a profile; values are sealed under the subject's own key", Request: createSubjectRequest{}, Response: lethe.SubjectView{}, Status: 201, Errors: []int{400, 409, 413, 415}, handle: s.createSubject},
+		{Method: "POST", Path: "/v1/subjects/lookup", Permission: lethe.PermSubjectsReadMasked, Summary: "Find a subject by an identifier (through its blind index) and read it; roles without subjects.read get masked values", Request: lookupRequest{}, Response: lethe.SubjectView{}, Status: 200, Errors: []int{400, 404, 410, 413, 415}, handle: s.lookupSubject},
+		{Method: "GET", Path: "/v1/subjects/{id}", Permission: lethe.PermSubjectsReadMasked, Summary: "Read a subject (fields=a,b selects, masked=true masks); roles without subjects.read get masked values", Response: lethe.SubjectView{}, Status: 200, Errors: []int{400, 404, 410}, handle: s.readSubject},
+		{Method: "PATCH", Path: "/v1/subjects/{id}", Permission: lethe.PermSubjectsWrite, Summary: "Rectify a subject: a JSON merge patch of the profile, identifiers to set (or null to remove), and the reason", Request: updateSubjectRequest{}, Response: lethe.SubjectView{}, Status: 200, Errors: []int{400, 404, 409, 410, 413, 415}, handle: s.updateSubject},
+		{Method: "GET", Path: "/v1/subjects/{id}/history", Permission: lethe.PermSubjectsHistory, Summary: "Every version of the subject's record with who, when and why", Response: historyResponse{}, Status: 200, Errors: []int{400, 404, 410}, handle: s.subjectHistory},
+		{Method: "DELETE", Path: "/v1/subjects/{id}", Permission: lethe.PermSubjectsErase, Summary: "Erase a subject: destroy its key, then delete its data; later reads answer 410", Response: erasureResponse{}, Status: 200, Errors: []int{400, 404}, handle: s.eraseSubject},
 	}
 }
 
