@@ -53,6 +53,8 @@ const (
 	PermSubjectsReadMasked Permission = "subjects.read_masked" // find subjects and read masked values
 	PermSubjectsHistory    Permission = "subjects.history"     // read every prior version with who, when and why
 	PermSubjectsErase      Permission = "subjects.erase"       // erase a subject (key destruction)
+	PermTokensCreate       Permission = "tokens.create"        // turn a subject's value into a token
+	PermTokensDetokenize   Permission = "tokens.detokenize"    // turn tokens back into values, for a purpose
 )
 
 // Permissions lists every permission that needs credentials, in a stable
@@ -60,15 +62,16 @@ const (
 var Permissions = []Permission{
 	PermSelf, PermKeysManage, PermMetrics,
 	PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase,
+	PermTokensCreate, PermTokensDetokenize,
 }
 
 // rolePermissions is the permission matrix: least privilege, so a role has
 // only what its job needs.
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics},
-	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase},
+	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize},
 	RoleSupport: {PermSelf, PermSubjectsReadMasked},
-	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase},
+	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase, PermTokensCreate, PermTokensDetokenize},
 	RoleAuditor: {PermSelf, PermMetrics},
 }
 

@@ -74,6 +74,54 @@ type Vault interface {
 	// EraseSubject destroys the subject's key, then deletes its data.
 	// Erasing an erased subject again succeeds.
 	EraseSubject(ctx context.Context, a Actor, tenant, id string) (*Forgotten, error)
+	// Tokenize returns one token per request, in order.
+	Tokenize(ctx context.Context, a Actor, tenant, subjectID string, reqs []TokenRequest) ([]Token, error)
+	// Detokenize returns one result per token, in order. a.Purpose is
+	// required: values are returned only where the purpose is allowed.
+	Detokenize(ctx context.Context, a Actor, tenant string, tokens []string) ([]Detokenized, error)
+}
+
+// TokenRequest asks for a token of a subject's value. With Value set, the
+// token stands for that value (sealed under the subject's key); with Value
+// nil, it is a reference to the subject's current value of Field (an
+// identifier kind or a top-level profile field), so later rectifications
+// show through. Deterministic tokens of the same value of the same field of
+// the same subject are equal, so an app can join on them.
+type TokenRequest struct {
+	Field         string  `json:"field"`
+	Value         *string `json:"value,omitempty"`
+	Deterministic bool    `json:"deterministic,omitempty"`
+}
+
+// Token is a token as handed to an app.
+type Token struct {
+	Token string `json:"token"`
+	Field string `json:"field"`
+	Kind  string `json:"kind"` // "random", "deterministic" or "reference"
+}
+
+// Detokenization outcomes, per token.
+const (
+	TokenOK       = "ok"        // Value holds the value
+	TokenGone     = "gone"      // the subject was erased
+	TokenNotFound = "not_found" // no such token in this tenant
+	TokenDenied   = "denied"    // the purpose is not allowed for this subject
+)
+
+// Detokenized is the outcome for one token. Value is a JSON value: a string
+// for values and identifiers, any JSON for a referenced profile field.
+type Detokenized struct {
+	Token  string          `json:"token"`
+	Status string          `json:"status"`
+	Field  string          `json:"field,omitempty"`
+	Value  json.RawMessage `json:"value,omitempty"`
+}
+
+// PurposeChecker decides whether a subject's personal data may be used for
+// a purpose. The consent component implements it; without one, the vault
+// requires a purpose to be named but allows every purpose.
+type PurposeChecker interface {
+	Allowed(ctx context.Context, tenant, subjectID, purpose string) (bool, error)
 }
 
 // AuditEvent is one auditable action. It carries IDs and field names,
@@ -92,7 +140,9 @@ type AuditEvent struct {
 }
 
 // Auditor records audit events. If Record fails, the operation that needed
-// it must not happen (fail closed).
+// it must not happen (fail closed). Record takes several events at once so
+// that a batch operation (detokenizing many subjects' tokens) costs one
+// write; either all of them are recorded or Record fails.
 type Auditor interface {
-	Record(ctx context.Context, e AuditEvent) error
+	Record(ctx context.Context, events ...AuditEvent) error
 }

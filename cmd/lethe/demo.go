@@ -152,6 +152,19 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		detail("History v%d by %s at %s: %s", h.Version, h.Principal, h.CreatedAt.Format("15:04:05"), h.Reason)
 	}
 
+	say("The shop keeps a token instead of the card number, and detokenizes it for billing.")
+	card := "4111 1111 1111 1111"
+	toks, err := svc.Tokenize(ctx, sub.ID, []client.TokenRequest{{Field: "card", Value: &card}, {Field: "email", Value: &newEmail, Deterministic: true}})
+	if err != nil {
+		return err
+	}
+	detail("Card token %s…; email token %s… (the same email always gives the same token).", toks[0].Token[:16], toks[1].Token[:16])
+	vals, err := svc.Detokenize(ctx, "billing", []string{toks[0].Token})
+	if err != nil {
+		return err
+	}
+	detail("Detokenized for purpose billing: %s.", vals[0].Value)
+
 	say("The customer asks to be forgotten: erasure destroys the subject's key first, then deletes the rows.")
 	er, err := dpo.EraseSubject(ctx, sub.ID)
 	if err != nil {
@@ -162,6 +175,10 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		return fmt.Errorf("demo: reading an erased subject did not answer 410: %v", err)
 	}
 	detail("Reading it now answers %d %s: %q.", ce.Status, ce.Code, ce.Detail)
+	if _, err := svc.Detokenize(ctx, "billing", []string{toks[0].Token}); !errors.As(err, &ce) || ce.Status != 410 {
+		return fmt.Errorf("demo: detokenizing an erased subject's token did not answer 410: %v", err)
+	}
+	detail("Its card token answers %d %s too, although the token row was deleted: the token names its subject, sealed.", ce.Status, ce.Code)
 
 	say("Stopping: in-flight requests finish, then both stores close.")
 	stop()

@@ -34,10 +34,10 @@ type memAudit struct {
 	events []lethe.AuditEvent
 }
 
-func (m *memAudit) Record(_ context.Context, e lethe.AuditEvent) error {
+func (m *memAudit) Record(_ context.Context, events ...lethe.AuditEvent) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.events = append(m.events, e)
+	m.events = append(m.events, events...)
 	return nil
 }
 
@@ -179,6 +179,16 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 	case "POST /v1/subjects/lookup":
 		newSubject()
 		return rt.Path, fmt.Sprintf(`{"kind":"email","value":"matrix%d@example.com"}`, n)
+	case "POST /v1/tokens":
+		return rt.Path, fmt.Sprintf(`{"subject_id":%q,"tokens":[{"field":"card","value":"4111"}]}`, newSubject())
+	case "POST /v1/detokenize":
+		id := newSubject()
+		v := "4111"
+		toks, err := f.vault.Tokenize(ctx, lethe.Actor{KeyID: "key_fixture", Role: lethe.RoleService}, lethe.DefaultTenant, id, []lethe.TokenRequest{{Field: "card", Value: &v}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rt.Path, fmt.Sprintf(`{"purpose":"billing","tokens":[%q,%q]}`, toks[0].Token, toks[0].Token)
 	case "PATCH /v1/subjects/{id}":
 		return "/v1/subjects/" + newSubject(), `{"profile":{"x":1},"reason":"matrix"}`
 	}

@@ -40,21 +40,24 @@ func OpenFile(path string) (*File, error) {
 	return &File{f: f, w: bufio.NewWriterSize(f, 64<<10)}, nil
 }
 
-// Record appends e and hands it to the operating system before returning,
-// so an event survives a crash of the process (not yet a power loss: the
-// audit issue adds group-committed syncs). It fails, and keeps failing,
+// Record appends the events and hands them to the operating system before
+// returning, so they survive a crash of the process (not yet a power loss:
+// the audit issue adds group-committed syncs). It fails, and keeps failing,
 // once a write has failed.
-func (l *File) Record(_ context.Context, e lethe.AuditEvent) error {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return fmt.Errorf("encode audit event: %w", err)
+func (l *File) Record(_ context.Context, events ...lethe.AuditEvent) error {
+	var b []byte
+	for _, e := range events {
+		line, err := json.Marshal(e)
+		if err != nil {
+			return fmt.Errorf("encode audit event: %w", err)
+		}
+		b = append(append(b, line...), '\n')
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
 		return l.err
 	}
-	b = append(b, '\n')
 	if _, err := l.w.Write(b); err != nil {
 		l.err = fmt.Errorf("write audit log: %w", err)
 		return l.err

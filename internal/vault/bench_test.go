@@ -90,10 +90,20 @@ func BenchmarkBlindIndex(b *testing.B) {
 }
 
 func BenchmarkDeterministicToken(b *testing.B) {
-	k := NewKey()
-	b.ReportAllocs()
+	root := NewKey()
+	k := NewTokenKeys(&root, "default")
+	id := NewSubjectID()
 	for b.Loop() {
-		DeterministicToken(&k, "email", "jane.doe@example.com")
+		k.DeterministicToken("default", id, "email", "jane.doe@example.com")
+	}
+}
+
+func BenchmarkSubjectOf(b *testing.B) {
+	root := NewKey()
+	k := NewTokenKeys(&root, "default")
+	tok, _ := k.RandomToken("default", NewSubjectID())
+	for b.Loop() {
+		k.SubjectOf("default", tok)
 	}
 }
 

@@ -29,16 +29,16 @@
 //	│  └─ index key per             KMS, stored in the key store as a deployment
 //	│     (tenant, kind)            secret; DeriveKey (HKDF-SHA256) gives the
 //	│                               per-tenant, per-kind key BlindIndex uses
-//	└─ token key                   random, one per deployment; wrapped and
-//	   └─ per (tenant, field)       stored like the index root; DeriveKey gives
-//	                                the key DeterministicToken uses
+//	└─ token root key              random, one per deployment; wrapped and
+//	   └─ per tenant                stored like the index root; DeriveKey gives
+//	                                the TokenKeys that seal a token's subject ID
 //
 // Keys are apart from data: wrapped keys live in the key store, sealed values
 // in the data store, so a data-store backup alone opens nothing. Erasing a
 // subject destroys its wrapped data key, after which every copy of its
 // sealed values, in any backup, is noise (crypto-shredding); erasing a tenant
 // destroys the tenant key and with it every subject key under it. Blind
-// indexes and deterministic tokens are keyed per tenant and per kind, so the
+// indexes are keyed per tenant and per kind and tokens per tenant, so the
 // same email in two tenants, or as a login and an email, indexes differently,
 // and nobody without the deployment's keys can test a guess against them.
 //

@@ -3,8 +3,6 @@ package vault
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,19 +34,21 @@ type Config struct {
 	Keys      lethe.KeyStore
 	KMS       KMS
 	Audit     lethe.Auditor
-	Now       lethe.Now // default time.Now
-	CacheSize int       // unwrapped subject keys kept in memory; default 100,000
+	Purposes  lethe.PurposeChecker // nil: any named purpose is allowed
+	Now       lethe.Now            // default time.Now
+	CacheSize int                  // unwrapped subject keys kept in memory; default 100,000
 }
 
 // Service is the vault: it seals subjects' data under their own keys,
 // finds them through blind indexes and erases them by destroying keys. It
 // implements lethe.Vault and is safe for concurrent use.
 type Service struct {
-	store lethe.VaultStore
-	keys  lethe.KeyStore
-	kms   KMS
-	audit lethe.Auditor
-	now   lethe.Now
+	store    lethe.VaultStore
+	keys     lethe.KeyStore
+	kms      KMS
+	audit    lethe.Auditor
+	purposes lethe.PurposeChecker
+	now      lethe.Now
 
 	subjectKeys *KeyCache // unwrapped subject data keys, by tenant and subject ID
 	indexRoot   Key
@@ -57,6 +57,7 @@ type Service struct {
 	mu         sync.RWMutex
 	tenantKeys map[string]Key // unwrapped tenant key-encryption keys
 	indexKeys  map[string]Key // derived blind-index keys, by tenant and kind
+	tokenKeys  map[string]*TokenKeys
 
 	// writing serialises the rectifications of one subject within this
 	// instance (striped by subject ID), so that they queue instead of
@@ -72,8 +73,8 @@ var _ lethe.Vault = (*Service)(nil)
 // start.
 func New(ctx context.Context, c Config) (*Service, error) {
 	s := &Service{
-		store: c.Store, keys: c.Keys, kms: c.KMS, audit: c.Audit, now: c.Now,
-		tenantKeys: map[string]Key{}, indexKeys: map[string]Key{},
+		store: c.Store, keys: c.Keys, kms: c.KMS, audit: c.Audit, purposes: c.Purposes, now: c.Now,
+		tenantKeys: map[string]Key{}, indexKeys: map[string]Key{}, tokenKeys: map[string]*TokenKeys{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -233,12 +234,6 @@ func versionAD(tenant, id string, version int) []byte {
 	return AD("profile", tenant, id, strconv.Itoa(version))
 }
 
-func newSubjectID() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return "sub_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
-}
-
 // normalizeIdentifiers validates kinds and normalises values.
 func normalizeIdentifiers(in map[string]string) (map[string]string, error) {
 	out := make(map[string]string, len(in))
@@ -294,13 +289,17 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
-// record writes an audit event. The caller must not go on if it fails.
-func (s *Service) record(ctx context.Context, a lethe.Actor, action, tenant, subjectID string, fields []string) error {
-	err := s.audit.Record(ctx, lethe.AuditEvent{
+// event returns the audit event of an action done for a on a subject.
+func (s *Service) event(a lethe.Actor, action, tenant, subjectID string, fields []string) lethe.AuditEvent {
+	return lethe.AuditEvent{
 		Time: s.now().UTC(), Action: action, Outcome: "ok", KeyID: a.KeyID, Role: a.Role,
 		RequestID: a.RequestID, Tenant: tenant, SubjectID: subjectID, Purpose: a.Purpose, Fields: fields,
-	})
-	if err != nil {
+	}
+}
+
+// record writes an audit event. The caller must not go on if it fails.
+func (s *Service) record(ctx context.Context, a lethe.Actor, action, tenant, subjectID string, fields []string) error {
+	if err := s.audit.Record(ctx, s.event(a, action, tenant, subjectID, fields)); err != nil {
 		return lethe.Errorf(lethe.EUNAVAILABLE, "audit log unavailable: %s refused", action)
 	}
 	return nil
@@ -336,7 +335,7 @@ func (s *Service) CreateSubject(ctx context.Context, a lethe.Actor, in lethe.New
 	if err != nil {
 		return nil, err
 	}
-	id, dek, now := newSubjectID(), NewKey(), s.now().UTC()
+	id, dek, now := NewSubjectID(), NewKey(), s.now().UTC()
 	wrapped := WrapKey(&tk, dek, AD("subject-key", tenant, id))
 	if err := s.keys.CreateSubjectKey(ctx, tenant, id, &lethe.WrappedKey{Wrapped: wrapped, KEKID: "tenant:" + tenant, CreatedAt: now}); err != nil {
 		return nil, err

@@ -30,13 +30,13 @@ type recorder struct {
 	fail   bool
 }
 
-func (r *recorder) Record(_ context.Context, e lethe.AuditEvent) error {
+func (r *recorder) Record(_ context.Context, events ...lethe.AuditEvent) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail {
 		return errors.New("audit sink down")
 	}
-	r.events = append(r.events, e)
+	r.events = append(r.events, events...)
 	return nil
 }
 
@@ -158,6 +158,11 @@ func newFixture(t *testing.T, e engine) *fixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// newServiceWith opens another Service on the fixture's stores and keys.
+func newServiceWith(f *fixture, p lethe.PurposeChecker) (*vault.Service, error) {
+	return vault.New(context.Background(), vault.Config{Store: f.store, Keys: f.keys, KMS: f.kms, Audit: f.audit, Purposes: p})
 }
 
 var actor = lethe.Actor{KeyID: "key_test", Role: lethe.RoleService, RequestID: "req_test"}

@@ -92,11 +92,13 @@ type vectorFile struct {
 		Index      hexBytes `json:"index"`
 	} `json:"blind_index"`
 	DeterministicToken []struct {
-		Key        hexBytes `json:"key"`
+		Root       hexBytes `json:"root"`
+		Tenant     string   `json:"tenant"`
+		Subject    string   `json:"subject"`
 		Field      string   `json:"field"`
 		Normalized string   `json:"normalized"`
 		Token      string   `json:"token"`
-	} `json:"deterministic_token"`
+	} `json:"deterministic_token_v1"`
 	KeyringID []struct {
 		Key hexBytes `json:"key"`
 		ID  string   `json:"id"`
@@ -181,13 +183,17 @@ func makeVectors() *vectorFile {
 		}{key, s, BlindIndex(key.key(), s)})
 	}
 	for _, c := range [][2]string{{"email", "jane.doe@example.com"}, {"", ""}} {
-		key := seq(0xa0, 32)
+		root := seq(0xa0, 32)
+		k := NewTokenKeys(root.key(), "default")
+		tok, _ := k.DeterministicToken("default", "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa", c[0], c[1])
 		v.DeterministicToken = append(v.DeterministicToken, struct {
-			Key        hexBytes `json:"key"`
+			Root       hexBytes `json:"root"`
+			Tenant     string   `json:"tenant"`
+			Subject    string   `json:"subject"`
 			Field      string   `json:"field"`
 			Normalized string   `json:"normalized"`
 			Token      string   `json:"token"`
-		}{key, c[0], c[1], DeterministicToken(key.key(), c[0], c[1])})
+		}{root, "default", "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa", c[0], c[1], tok})
 	}
 	for _, start := range []byte{0x00, 0x20} {
 		key := seq(start, 32)
@@ -284,10 +290,15 @@ func TestVectors(t *testing.T) {
 			}
 		}
 	})
-	t.Run("deterministic_token", func(t *testing.T) {
+	t.Run("deterministic_token_v1", func(t *testing.T) {
 		for i, c := range v.DeterministicToken {
-			if got := DeterministicToken(c.Key.key(), c.Field, c.Normalized); got != c.Token {
-				t.Errorf("deterministic_token[%d]: got %s, want %s", i, got, c.Token)
+			k := NewTokenKeys(c.Root.key(), c.Tenant)
+			got, ok := k.DeterministicToken(c.Tenant, c.Subject, c.Field, c.Normalized)
+			if !ok || got != c.Token {
+				t.Errorf("deterministic_token_v1[%d]: got %s, want %s", i, got, c.Token)
+			}
+			if sub, det, ok := k.SubjectOf(c.Tenant, c.Token); !ok || !det || sub != c.Subject {
+				t.Errorf("deterministic_token_v1[%d]: SubjectOf got %s %v %v, want %s", i, sub, det, ok, c.Subject)
 			}
 		}
 	})
