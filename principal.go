@@ -55,6 +55,7 @@ const (
 	PermSubjectsErase      Permission = "subjects.erase"       // erase a subject (key destruction)
 	PermTokensCreate       Permission = "tokens.create"        // turn a subject's value into a token
 	PermTokensDetokenize   Permission = "tokens.detokenize"    // turn tokens back into values, for a purpose
+	PermTenantsErase       Permission = "tenants.erase"        // erase a whole tenant (key destruction)
 )
 
 // Permissions lists every permission that needs credentials, in a stable
@@ -62,14 +63,14 @@ const (
 var Permissions = []Permission{
 	PermSelf, PermKeysManage, PermMetrics,
 	PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase,
-	PermTokensCreate, PermTokensDetokenize,
+	PermTokensCreate, PermTokensDetokenize, PermTenantsErase,
 }
 
 // rolePermissions is the permission matrix: least privilege, so a role has
 // only what its job needs.
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics},
-	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize},
+	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics, PermTenantsErase},
+	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase},
 	RoleSupport: {PermSelf, PermSubjectsReadMasked},
 	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase, PermTokensCreate, PermTokensDetokenize},
 	RoleAuditor: {PermSelf, PermMetrics},
@@ -96,6 +97,7 @@ type APIKey struct {
 	ID        string     // public identifier, "key_…"; safe to log
 	Name      string     // what the key is for, chosen by the admin
 	Role      Role       // what the key may do
+	Tenant    string     // "" for any tenant; else the only tenant the key may act in
 	Hash      []byte     // SHA-256 of the secret
 	CreatedAt time.Time  // when it was made
 	ExpiresAt *time.Time // nil: never expires

@@ -130,6 +130,9 @@ type VaultStore interface {
 	// DeleteSubject deletes the subject with its identifiers, versions and
 	// tokens. Deleting a subject that does not exist is not an error.
 	DeleteSubject(ctx context.Context, tenant, id string) error
+	// DeleteTenant deletes every subject of the tenant with everything of
+	// theirs, and returns how many subjects it deleted.
+	DeleteTenant(ctx context.Context, tenant string) (int, error)
 }
 
 // WrappedKey is a data key encrypted ("wrapped") under a key-encryption key.

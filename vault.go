@@ -74,6 +74,10 @@ type Vault interface {
 	// EraseSubject destroys the subject's key, then deletes its data.
 	// Erasing an erased subject again succeeds.
 	EraseSubject(ctx context.Context, a Actor, tenant, id string) (*Forgotten, error)
+	// EraseTenant destroys the tenant's key, and with it every subject
+	// key of the tenant, then deletes the tenant's data. Erasing it again
+	// succeeds; the tenant can never be used again.
+	EraseTenant(ctx context.Context, a Actor, tenant string) (*Forgotten, error)
 	// Tokenize returns one token per request, in order.
 	Tokenize(ctx context.Context, a Actor, tenant, subjectID string, reqs []TokenRequest) ([]Token, error)
 	// Detokenize returns one result per token, in order. a.Purpose is

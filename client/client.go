@@ -154,6 +154,7 @@ type Principal struct {
 	KeyID       string     `json:"key_id"`
 	Name        string     `json:"name"`
 	Role        string     `json:"role"`
+	Tenant      string     `json:"tenant,omitempty"`
 	Permissions []string   `json:"permissions"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 }
@@ -179,6 +180,7 @@ type Key struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`
 	Role      string     `json:"role"`
+	Tenant    string     `json:"tenant,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -191,15 +193,20 @@ type CreatedKey struct {
 	Secret string `json:"secret"`
 }
 
-// CreateKey makes an API key with a role and an optional expiry.
-func (c *Client) CreateKey(ctx context.Context, name, role string, expiresAt *time.Time) (*CreatedKey, error) {
-	in := struct {
-		Name      string     `json:"name"`
-		Role      string     `json:"role"`
-		ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	}{name, role, expiresAt}
+// KeySpec describes a key to create: a name saying what it is for, a
+// role, optionally the one tenant it may act in (not for admin keys) and an
+// expiry.
+type KeySpec struct {
+	Name      string     `json:"name"`
+	Role      string     `json:"role"`
+	Tenant    string     `json:"tenant,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// CreateKey makes an API key.
+func (c *Client) CreateKey(ctx context.Context, spec KeySpec) (*CreatedKey, error) {
 	var k CreatedKey
-	return &k, c.do(ctx, "POST", "/v1/keys", in, &k)
+	return &k, c.do(ctx, "POST", "/v1/keys", spec, &k)
 }
 
 // Keys lists all API keys, oldest first.

@@ -101,7 +101,7 @@ func (c *Client) History(ctx context.Context, id string) ([]Version, error) {
 
 // Erasure is the vault's answer to an erasure.
 type Erasure struct {
-	SubjectID string    `json:"subject_id"`
+	SubjectID string    `json:"subject_id,omitempty"`
 	Tenant    string    `json:"tenant"`
 	ErasedAt  time.Time `json:"erased_at"`
 }
@@ -111,4 +111,13 @@ type Erasure struct {
 func (c *Client) EraseSubject(ctx context.Context, id string) (*Erasure, error) {
 	var e Erasure
 	return &e, c.do(ctx, "DELETE", "/v1/subjects/"+url.PathEscape(id), nil, &e)
+}
+
+// EraseTenant erases a whole tenant: every subject of it, at once.
+func (c *Client) EraseTenant(ctx context.Context, tenant string) (*Erasure, error) {
+	var e Erasure
+	in := struct {
+		Confirm string `json:"confirm"`
+	}{tenant}
+	return &e, c.do(ctx, "DELETE", "/v1/tenants/"+url.PathEscape(tenant), in, &e)
 }

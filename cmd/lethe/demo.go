@@ -88,7 +88,7 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	detail("Answered: key %s, role %s, permissions %s.", me.KeyID, me.Role, strings.Join(me.Permissions, ", "))
 
 	say("Making a least-privilege key for an application (role service) and using it.")
-	svcKey, err := admin.CreateKey(ctx, "demo shop backend", string(lethe.RoleService), nil)
+	svcKey, err := admin.CreateKey(ctx, client.KeySpec{Name: "demo shop backend", Role: string(lethe.RoleService)})
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	detail("Identifiers are normalised (%s, %s) and indexed by a keyed HMAC, not stored in the clear.", sub.Identifiers["email"], sub.Identifiers["phone"])
 
 	say("Support looks the customer up by email, in the request body (never in a URL), and sees masked values.")
-	supKey, err := admin.CreateKey(ctx, "demo support desk", string(lethe.RoleSupport), nil)
+	supKey, err := admin.CreateKey(ctx, client.KeySpec{Name: "demo support desk", Role: string(lethe.RoleSupport)})
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		return fmt.Errorf("demo: the old email still finds the subject: %v", err)
 	}
 	detail("The old email finds nobody any more: %d %s.", ce.Status, ce.Code)
-	dpoKey, err := admin.CreateKey(ctx, "demo data-protection officer", string(lethe.RoleDPO), nil)
+	dpoKey, err := admin.CreateKey(ctx, client.KeySpec{Name: "demo data-protection officer", Role: string(lethe.RoleDPO)})
 	if err != nil {
 		return err
 	}

@@ -79,6 +79,7 @@ func (m *Main) keys(ctx context.Context, args []string) error {
 		name := fs.String("name", "", "what the key is for (required)")
 		role := fs.String("role", "", "role: admin, dpo, support, service or auditor (required)")
 		expires := fs.String("expires", "", "expiry: a duration such as 720h, or an RFC 3339 time; default never")
+		tenant := fs.String("tenant", "", "bind the key to this tenant (not for admin keys); default: any tenant")
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
@@ -97,7 +98,7 @@ func (m *Main) keys(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		k, err := c.CreateKey(ctx, *name, *role, exp)
+		k, err := c.CreateKey(ctx, client.KeySpec{Name: *name, Role: *role, Tenant: *tenant, ExpiresAt: exp})
 		if err != nil {
 			return err
 		}
@@ -117,7 +118,7 @@ func (m *Main) keys(ctx context.Context, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tROLE\tSTATUS\tCREATED\tEXPIRES\tNAME")
+		fmt.Fprintln(tw, "ID\tROLE\tTENANT\tSTATUS\tCREATED\tEXPIRES\tNAME")
 		for _, k := range keys {
 			status := "active"
 			switch {
@@ -130,7 +131,11 @@ func (m *Main) keys(ctx context.Context, args []string) error {
 			if k.ExpiresAt != nil {
 				expiry = k.ExpiresAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, status, k.CreatedAt.Format(time.RFC3339), expiry, k.Name)
+			tenant := k.Tenant
+			if tenant == "" {
+				tenant = "*"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Role, tenant, status, k.CreatedAt.Format(time.RFC3339), expiry, k.Name)
 		}
 		return tw.Flush()
 	case "revoke":

@@ -352,7 +352,7 @@ func TestServeOnPostgres(t *testing.T) {
 	in := serve(t, dir, env)
 	ctx := context.Background()
 	admin := in.client(t, in.adminKey(t))
-	k, err := admin.CreateKey(ctx, "pg", "auditor", nil)
+	k, err := admin.CreateKey(ctx, client.KeySpec{Name: "pg", Role: "auditor"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestServeOnPostgres(t *testing.T) {
 	if err != nil || sub.Role != "auditor" {
 		t.Fatal(err)
 	}
-	svc, err := admin.CreateKey(ctx, "pg shop", "service", nil)
+	svc, err := admin.CreateKey(ctx, client.KeySpec{Name: "pg shop", Role: "service"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,6 +179,12 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 	case "POST /v1/subjects/lookup":
 		newSubject()
 		return rt.Path, fmt.Sprintf(`{"kind":"email","value":"matrix%d@example.com"}`, n)
+	case "DELETE /v1/tenants/{tenant}":
+		tenant := fmt.Sprintf("matrix%d", n)
+		if _, err := f.vault.CreateSubject(ctx, lethe.Actor{KeyID: "key_fixture", Role: lethe.RoleService}, lethe.NewSubject{Tenant: tenant, Identifiers: map[string]string{"login": "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		return "/v1/tenants/" + tenant, fmt.Sprintf(`{"confirm":%q}`, tenant)
 	case "POST /v1/tokens":
 		return rt.Path, fmt.Sprintf(`{"subject_id":%q,"tokens":[{"field":"card","value":"4111"}]}`, newSubject())
 	case "POST /v1/detokenize":

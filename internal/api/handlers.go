@@ -42,13 +42,14 @@ type principalResponse struct {
 	KeyID       string             `json:"key_id"`
 	Name        string             `json:"name"`
 	Role        lethe.Role         `json:"role"`
+	Tenant      string             `json:"tenant,omitempty"`
 	Permissions []lethe.Permission `json:"permissions"`
 	ExpiresAt   *time.Time         `json:"expires_at,omitempty"`
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
 	k := principal(r.Context())
-	resp := principalResponse{KeyID: k.ID, Name: k.Name, Role: k.Role, ExpiresAt: k.ExpiresAt, Permissions: []lethe.Permission{}}
+	resp := principalResponse{KeyID: k.ID, Name: k.Name, Role: k.Role, Tenant: k.Tenant, ExpiresAt: k.ExpiresAt, Permissions: []lethe.Permission{}}
 	for _, p := range lethe.Permissions {
 		if k.Role.Can(p) {
 			resp.Permissions = append(resp.Permissions, p)
@@ -61,6 +62,7 @@ func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
 type createKeyRequest struct {
 	Name      string     `json:"name"`
 	Role      lethe.Role `json:"role"`
+	Tenant    string     `json:"tenant,omitempty"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
@@ -68,6 +70,7 @@ type keyResponse struct {
 	ID        string     `json:"id"`
 	Name      string     `json:"name"`
 	Role      lethe.Role `json:"role"`
+	Tenant    string     `json:"tenant,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
@@ -84,7 +87,7 @@ type keyListResponse struct {
 }
 
 func (s *Server) keyResponse(k *lethe.APIKey) keyResponse {
-	return keyResponse{ID: k.ID, Name: k.Name, Role: k.Role, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, Active: k.Active(s.now())}
+	return keyResponse{ID: k.ID, Name: k.Name, Role: k.Role, Tenant: k.Tenant, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, Active: k.Active(s.now())}
 }
 
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
@@ -95,6 +98,16 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) error {
 	k, secret, err := lethe.NewAPIKey(req.Name, req.Role, s.now(), req.ExpiresAt)
 	if err != nil {
 		return err
+	}
+	if req.Tenant != "" {
+		if err := lethe.ValidTenant(req.Tenant); err != nil {
+			return err
+		}
+		if k.Role == lethe.RoleAdmin {
+			// An admin manages keys, and could mint itself an unbound one.
+			return lethe.Errorf(lethe.EINVALID, "admin keys cannot be bound to a tenant")
+		}
+		k.Tenant = req.Tenant
 	}
 	if err := s.keys.CreateAPIKey(r.Context(), k); err != nil {
 		return err

@@ -33,6 +33,13 @@ func actor(r *http.Request) (lethe.Actor, string, error) {
 		a.Purpose = p
 	}
 	tenant := r.Header.Get(headerTenant)
+	if k.Tenant != "" {
+		// A key bound to a tenant acts in it alone, whatever it asks.
+		if tenant != "" && tenant != k.Tenant {
+			return a, "", lethe.Errorf(lethe.EFORBIDDEN, "key %s is bound to tenant %s", k.ID, k.Tenant)
+		}
+		return a, k.Tenant, nil
+	}
 	if tenant == "" {
 		tenant = lethe.DefaultTenant
 	}
@@ -200,7 +207,7 @@ func (s *Server) subjectHistory(w http.ResponseWriter, r *http.Request) error {
 }
 
 type erasureResponse struct {
-	SubjectID string    `json:"subject_id"`
+	SubjectID string    `json:"subject_id,omitempty"`
 	Tenant    string    `json:"tenant"`
 	ErasedAt  time.Time `json:"erased_at"`
 }
@@ -219,5 +226,38 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, erasureResponse{SubjectID: f.SubjectID, Tenant: f.Tenant, ErasedAt: f.ErasedAt})
+	return nil
+}
+
+type eraseTenantRequest struct {
+	Confirm string `json:"confirm"`
+}
+
+// eraseTenant erases a whole tenant. The body must repeat the tenant's name
+// in confirm: a mistyped path cannot destroy a customer's data.
+func (s *Server) eraseTenant(w http.ResponseWriter, r *http.Request) error {
+	a, _, err := actor(r)
+	if err != nil {
+		return err
+	}
+	tenant := r.PathValue("tenant")
+	if err := lethe.ValidTenant(tenant); err != nil {
+		return err
+	}
+	if k := principal(r.Context()); k.Tenant != "" && k.Tenant != tenant {
+		return lethe.Errorf(lethe.EFORBIDDEN, "key %s is bound to tenant %s", k.ID, k.Tenant)
+	}
+	var req eraseTenantRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Confirm != tenant {
+		return lethe.Errorf(lethe.EINVALID, "to erase tenant %s, send {\"confirm\": %q}", tenant, tenant)
+	}
+	f, err := s.vault.EraseTenant(r.Context(), a, tenant)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, erasureResponse{Tenant: f.Tenant, ErasedAt: f.ErasedAt})
 	return nil
 }

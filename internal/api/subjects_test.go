@@ -138,3 +138,70 @@ func TestTenantHeaderIsolates(t *testing.T) {
 		t.Errorf("its own tenant reading: got %d, want 200", resp.StatusCode)
 	}
 }
+
+func TestTenantBoundKeys(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	resp, b := f.do(t, "POST", "/v1/keys", f.admin, `{"name":"acme shop","role":"service","tenant":"acme"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create bound key: got %d %s", resp.StatusCode, b)
+	}
+	var k struct{ Secret, Tenant string }
+	json.Unmarshal(b, &k)
+	if k.Tenant != "acme" {
+		t.Fatalf("tenant: got %q", k.Tenant)
+	}
+	if resp, _ := f.do(t, "POST", "/v1/keys", f.admin, `{"name":"x","role":"admin","tenant":"acme"}`); resp.StatusCode != 400 {
+		t.Errorf("bound admin key: got %d, want 400", resp.StatusCode)
+	}
+	// Without a header the bound key acts in its tenant.
+	resp, b = f.do(t, "POST", "/v1/subjects", k.Secret, `{"identifiers":{"email":"b@example.com"}}`)
+	if resp.StatusCode != 201 || !strings.Contains(string(b), `"tenant":"acme"`) {
+		t.Fatalf("create with a bound key: got %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := f.do(t, "POST", "/v1/subjects", k.Secret, `{"identifiers":{"email":"c@example.com"}}`, "Lethe-Tenant", "globex"); resp.StatusCode != 403 {
+		t.Errorf("bound key asking for another tenant: got %d, want 403", resp.StatusCode)
+	}
+	if resp, _ := f.do(t, "POST", "/v1/subjects/lookup", k.Secret, `{"kind":"email","value":"b@example.com"}`, "Lethe-Tenant", "acme"); resp.StatusCode != 200 {
+		t.Errorf("bound key naming its own tenant: got %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestEraseTenantOverHTTP(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	svc := f.addKey(t, "shop", lethe.RoleService)
+	var ids []string
+	for _, e := range []string{"a@example.com", "b@example.com"} {
+		_, b := f.do(t, "POST", "/v1/subjects", svc, `{"identifiers":{"email":"`+e+`"}}`, "Lethe-Tenant", "acme")
+		var s lethe.SubjectView
+		json.Unmarshal(b, &s)
+		ids = append(ids, s.ID)
+	}
+	_, b := f.do(t, "POST", "/v1/subjects", svc, `{"identifiers":{"email":"a@example.com"}}`, "Lethe-Tenant", "globex")
+	var other lethe.SubjectView
+	json.Unmarshal(b, &other)
+
+	if resp, b := f.do(t, "DELETE", "/v1/tenants/acme", f.admin, `{"confirm":"acm"}`); resp.StatusCode != 400 {
+		t.Fatalf("wrong confirmation: got %d %s", resp.StatusCode, b)
+	}
+	resp, b := f.do(t, "DELETE", "/v1/tenants/acme", f.admin, `{"confirm":"acme"}`)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"tenant":"acme"`) {
+		t.Fatalf("erase tenant: got %d %s", resp.StatusCode, b)
+	}
+	for _, id := range ids {
+		if resp, _ := f.do(t, "GET", "/v1/subjects/"+id, svc, "", "Lethe-Tenant", "acme"); resp.StatusCode != 410 {
+			t.Errorf("subject of an erased tenant: got %d, want 410", resp.StatusCode)
+		}
+	}
+	if resp, _ := f.do(t, "POST", "/v1/subjects", svc, `{"identifiers":{"email":"new@example.com"}}`, "Lethe-Tenant", "acme"); resp.StatusCode != 410 {
+		t.Errorf("new subject in an erased tenant: got %d, want 410", resp.StatusCode)
+	}
+	if resp, _ := f.do(t, "GET", "/v1/subjects/"+other.ID, svc, "", "Lethe-Tenant", "globex"); resp.StatusCode != 200 {
+		t.Errorf("another tenant's subject: got %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := f.do(t, "DELETE", "/v1/tenants/acme", f.admin, `{"confirm":"acme"}`); resp.StatusCode != 200 {
+		t.Errorf("erasing again: got %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := f.do(t, "DELETE", "/v1/tenants/never", f.admin, `{"confirm":"never"}`); resp.StatusCode != 404 {
+		t.Errorf("erasing an unknown tenant: got %d, want 404", resp.StatusCode)
+	}
+}

@@ -31,8 +31,8 @@ func NewAPIKeyStore(db *DB) *APIKeyStore {
 // other error is EINTERNAL.
 func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *lethe.APIKey) error {
 	_, err := s.db.pool.Exec(ctx, `INSERT INTO api_keys
-		(id, name, role, hash, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		k.ID, k.Name, string(k.Role), k.Hash, k.CreatedAt, k.ExpiresAt, k.RevokedAt)
+		(id, name, role, tenant, hash, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		k.ID, k.Name, string(k.Role), k.Tenant, k.Hash, k.CreatedAt, k.ExpiresAt, k.RevokedAt)
 	var e *pgconn.PgError
 	if errors.As(err, &e) && e.Code == "23505" { // unique_violation
 		return lethe.Errorf(lethe.ECONFLICT, "api key %s: its id or secret is already in use", k.ID)
@@ -47,7 +47,7 @@ func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *lethe.APIKey) error {
 // EINTERNAL.
 func (s *APIKeyStore) APIKeyByHash(ctx context.Context, hash []byte) (*lethe.APIKey, error) {
 	k, err := scanAPIKey(s.db.pool.QueryRow(ctx,
-		`SELECT id, name, role, hash, created_at, expires_at, revoked_at FROM api_keys WHERE hash = $1`, hash))
+		`SELECT id, name, role, tenant, hash, created_at, expires_at, revoked_at FROM api_keys WHERE hash = $1`, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, lethe.Errorf(lethe.ENOTFOUND, "api key not found")
 	} else if err != nil {
@@ -59,7 +59,7 @@ func (s *APIKeyStore) APIKeyByHash(ctx context.Context, hash []byte) (*lethe.API
 // APIKeys lists all keys, oldest first; any error is EINTERNAL.
 func (s *APIKeyStore) APIKeys(ctx context.Context) ([]*lethe.APIKey, error) {
 	rows, err := s.db.pool.Query(ctx,
-		`SELECT id, name, role, hash, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id`)
+		`SELECT id, name, role, tenant, hash, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
 	}
@@ -85,7 +85,7 @@ func (s *APIKeyStore) RevokeAPIKey(ctx context.Context, id string, at time.Time)
 
 func scanAPIKey(row pgx.Row) (*lethe.APIKey, error) {
 	var k lethe.APIKey
-	if err := row.Scan(&k.ID, &k.Name, &k.Role, &k.Hash, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt); err != nil {
+	if err := row.Scan(&k.ID, &k.Name, &k.Role, &k.Tenant, &k.Hash, &k.CreatedAt, &k.ExpiresAt, &k.RevokedAt); err != nil {
 		return nil, err
 	}
 	// pgx returns times in the local zone.

@@ -34,8 +34,8 @@ func NewAPIKeyStore(db *DB) *APIKeyStore {
 // other error is EINTERNAL.
 func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *lethe.APIKey) error {
 	_, err := s.db.write.ExecContext(ctx, `INSERT INTO api_keys
-		(id, name, role, hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, k.Name, string(k.Role), k.Hash, k.CreatedAt.UnixMicro(), micros(k.ExpiresAt), micros(k.RevokedAt))
+		(id, name, role, tenant, hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, k.Name, string(k.Role), k.Tenant, k.Hash, k.CreatedAt.UnixMicro(), micros(k.ExpiresAt), micros(k.RevokedAt))
 	var e *sqlite.Error
 	if errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY) {
 		return lethe.Errorf(lethe.ECONFLICT, "api key %s: its id or secret is already in use", k.ID)
@@ -51,7 +51,7 @@ func (s *APIKeyStore) CreateAPIKey(ctx context.Context, k *lethe.APIKey) error {
 func (s *APIKeyStore) APIKeyByHash(ctx context.Context, hash []byte) (*lethe.APIKey, error) {
 	// Every API request comes here, so the statement is prepared.
 	k, err := scanAPIKey(s.db.queryRow(ctx,
-		`SELECT id, name, role, hash, created_at, expires_at, revoked_at FROM api_keys WHERE hash = ?`, hash))
+		`SELECT id, name, role, tenant, hash, created_at, expires_at, revoked_at FROM api_keys WHERE hash = ?`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, lethe.Errorf(lethe.ENOTFOUND, "api key not found")
 	} else if err != nil {
@@ -63,7 +63,7 @@ func (s *APIKeyStore) APIKeyByHash(ctx context.Context, hash []byte) (*lethe.API
 // APIKeys lists all keys, oldest first; any error is EINTERNAL.
 func (s *APIKeyStore) APIKeys(ctx context.Context) ([]*lethe.APIKey, error) {
 	rows, err := s.db.read.QueryContext(ctx,
-		`SELECT id, name, role, hash, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id`)
+		`SELECT id, name, role, tenant, hash, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
 	}
@@ -103,7 +103,7 @@ func scanAPIKey(row scanner) (*lethe.APIKey, error) {
 	var k lethe.APIKey
 	var created int64
 	var expires, revoked sql.NullInt64
-	if err := row.Scan(&k.ID, &k.Name, &k.Role, &k.Hash, &created, &expires, &revoked); err != nil {
+	if err := row.Scan(&k.ID, &k.Name, &k.Role, &k.Tenant, &k.Hash, &created, &expires, &revoked); err != nil {
 		return nil, err
 	}
 	k.CreatedAt = time.UnixMicro(created).UTC()

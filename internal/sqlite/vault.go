@@ -367,6 +367,21 @@ func (s *VaultStore) DeleteSubject(ctx context.Context, tenant, id string) error
 	return nil
 }
 
+// DeleteTenant deletes every subject of the tenant; their identifiers,
+// versions and tokens go with them by ON DELETE CASCADE. Any error is
+// EINTERNAL.
+func (s *VaultStore) DeleteTenant(ctx context.Context, tenant string) (int, error) {
+	res, err := s.db.write.ExecContext(ctx, `DELETE FROM subjects WHERE tenant = ?`, tenant)
+	if err != nil {
+		return 0, fmt.Errorf("delete tenant %s: %w", tenant, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete tenant %s: %w", tenant, err)
+	}
+	return int(n), nil
+}
+
 // checkNewSubject checks that the identifiers and first version belong to
 // sub and that the version is 1.
 func checkNewSubject(sub *lethe.Subject, ids []lethe.SealedIdentifier, first *lethe.SealedVersion) error {

@@ -23,6 +23,7 @@ func TestAPIKeyStore(t *testing.T, newStore func(t *testing.T) lethe.APIKeyStore
 	t.Run("create and get by hash", func(t *testing.T) {
 		s := newStore(t)
 		want := newKey("key_full", base)
+		want.Tenant = "acme"
 		want.ExpiresAt = ptr(base.Add(90 * 24 * time.Hour))
 		want.RevokedAt = ptr(base.Add(time.Hour + 987654321))
 		if err := s.CreateAPIKey(t.Context(), want); err != nil {

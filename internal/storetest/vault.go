@@ -568,6 +568,32 @@ func TestVaultStore(t *testing.T, newStore func(t *testing.T) lethe.VaultStore) 
 		}
 	})
 
+	t.Run("delete tenant", func(t *testing.T) {
+		s := newStore(t)
+		createSubject(t, s, "acme", "sub_1", lethe.KindEmail)
+		createSubject(t, s, "acme", "sub_2", lethe.KindEmail)
+		_, keptIDs, keptFirst := createSubject(t, s, "globex", "sub_3", lethe.KindEmail)
+		if err := s.CreateTokens(t.Context(), []lethe.SealedToken{newToken("tok_1", "acme", "sub_1", "")}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.DeleteTenant(t.Context(), "acme")
+		if err != nil || n != 2 {
+			t.Fatalf("got %d, %v; want 2 subjects deleted", n, err)
+		}
+		for _, id := range []string{"sub_1", "sub_2"} {
+			_, err := s.Subject(t.Context(), "acme", id)
+			wantCode(t, err, lethe.ENOTFOUND)
+			checkIdentifiers(t, s, "acme", id, nil)
+			checkVersions(t, s, "acme", id)
+		}
+		checkTokens(t, s, "acme", []string{"tok_1"}, nil)
+		checkIdentifiers(t, s, "globex", "sub_3", keptIDs)
+		checkVersions(t, s, "globex", "sub_3", keptFirst)
+		if n, err := s.DeleteTenant(t.Context(), "acme"); err != nil || n != 0 {
+			t.Errorf("second delete: got %d, %v; want 0, nil", n, err)
+		}
+	})
+
 	t.Run("tenant isolation", func(t *testing.T) {
 		s := newStore(t)
 		_, bIDs, bFirst := createSubject(t, s, "b", "sub_b", lethe.KindEmail, lethe.KindPhone)

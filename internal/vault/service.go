@@ -703,3 +703,38 @@ func (s *Service) EraseSubject(ctx context.Context, a lethe.Actor, tenant, id st
 	}
 	return f, nil
 }
+
+// EraseTenant implements lethe.Vault. As with a subject, the key goes
+// first: once the tenant key and its subject keys are destroyed, every copy
+// of every sealed value of the tenant is unreadable. Then the caches forget
+// the tenant's keys and its rows are deleted.
+func (s *Service) EraseTenant(ctx context.Context, a lethe.Actor, tenant string) (*lethe.Forgotten, error) {
+	if err := lethe.ValidTenant(tenant); err != nil {
+		return nil, err
+	}
+	if _, err := s.keys.TenantKey(ctx, tenant); lethe.ErrorCode(err) == lethe.ENOTFOUND {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "tenant %s has no data", tenant)
+	} else if err != nil && lethe.ErrorCode(err) != lethe.EGONE {
+		return nil, err
+	}
+	if err := s.keys.DestroyTenantKey(ctx, tenant, s.now().UTC()); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	delete(s.tenantKeys, tenant)
+	s.mu.Unlock()
+	// Erasing a tenant is rare: dropping every cached subject key is
+	// simpler than indexing the cache by tenant, and costs a few misses.
+	s.subjectKeys.Purge()
+	if _, err := s.store.DeleteTenant(ctx, tenant); err != nil {
+		return nil, err
+	}
+	f, err := s.keys.Forgotten(ctx, tenant, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.record(ctx, a, "tenant.erase", tenant, "", nil); err != nil {
+		return nil, err
+	}
+	return f, nil
+}

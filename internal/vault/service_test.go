@@ -591,3 +591,47 @@ func TestAuditEventsHoldNoValues(t *testing.T) {
 		}
 	}
 }
+
+func TestEraseTenant(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e engine) {
+		f := newFixture(t, e)
+		ctx := context.Background()
+		a, err := f.v.CreateSubject(ctx, actor, lethe.NewSubject{Tenant: "acme", Identifiers: map[string]string{"email": "x@example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := f.v.CreateSubject(ctx, actor, lethe.NewSubject{Tenant: "globex", Identifiers: map[string]string{"email": "x@example.com"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fg, err := f.v.EraseTenant(ctx, actor, "acme")
+		if err != nil || fg.Tenant != "acme" || fg.SubjectID != "" {
+			t.Fatalf("erase tenant: got %+v, %v", fg, err)
+		}
+		if _, err := f.keys.SubjectKey(ctx, "acme", a.ID); code(err) != lethe.EGONE {
+			t.Errorf("subject key of an erased tenant: got %v, want gone", err)
+		}
+		// A fresh service (no cache) agrees.
+		v2, err := newServiceWith(f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range []*vault.Service{f.v, v2} {
+			if _, err := v.ReadSubject(ctx, actor, "acme", a.ID, lethe.ReadOptions{}); code(err) != lethe.EGONE {
+				t.Errorf("read in an erased tenant: got %v, want gone", err)
+			}
+			if _, err := v.CreateSubject(ctx, actor, lethe.NewSubject{Tenant: "acme", Identifiers: map[string]string{"email": "y@example.com"}}); code(err) != lethe.EGONE {
+				t.Errorf("create in an erased tenant: got %v, want gone", err)
+			}
+			if _, err := v.ReadSubject(ctx, actor, "globex", b.ID, lethe.ReadOptions{}); err != nil {
+				t.Errorf("another tenant: %v", err)
+			}
+		}
+		if _, err := f.v.EraseTenant(ctx, actor, "acme"); err != nil {
+			t.Errorf("erase again: %v", err)
+		}
+		if _, err := f.v.EraseTenant(ctx, actor, "never"); code(err) != lethe.ENOTFOUND {
+			t.Errorf("erase an unknown tenant: got %v, want not_found", err)
+		}
+	})
+}
