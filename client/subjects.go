@@ -2,32 +2,21 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"net/url"
 	"strings"
 	"time"
-)
 
-// Subject is a subject as the vault returns it. Values are personal data:
-// keep them out of logs.
-type Subject struct {
-	ID          string            `json:"id"`
-	Tenant      string            `json:"tenant"`
-	CreatedAt   time.Time         `json:"created_at"`
-	Version     int               `json:"version"`
-	UpdatedAt   time.Time         `json:"updated_at"`
-	Identifiers map[string]string `json:"identifiers"`
-	Profile     json.RawMessage   `json:"profile"`
-}
+	"github.com/lethe-privacy/lethe"
+)
 
 // CreateSubject stores a new subject with identifiers (kind → value, such
 // as "email" → "jane@example.com") and a profile (a JSON object).
-func (c *Client) CreateSubject(ctx context.Context, identifiers map[string]string, profile any) (*Subject, error) {
+func (c *Client) CreateSubject(ctx context.Context, identifiers map[string]string, profile any) (*lethe.SubjectView, error) {
 	in := struct {
 		Identifiers map[string]string `json:"identifiers"`
 		Profile     any               `json:"profile,omitempty"`
 	}{identifiers, profile}
-	var s Subject
+	var s lethe.SubjectView
 	return &s, c.do(ctx, "POST", "/v1/subjects", in, &s)
 }
 
@@ -40,19 +29,19 @@ type ReadOptions struct {
 
 // LookupSubject finds a subject by an identifier and reads it. The value
 // travels in the request body, never in the URL.
-func (c *Client) LookupSubject(ctx context.Context, kind, value string, o ReadOptions) (*Subject, error) {
+func (c *Client) LookupSubject(ctx context.Context, kind, value string, o ReadOptions) (*lethe.SubjectView, error) {
 	in := struct {
 		Kind   string   `json:"kind"`
 		Value  string   `json:"value"`
 		Fields []string `json:"fields,omitempty"`
 		Masked bool     `json:"masked,omitempty"`
 	}{kind, value, o.Fields, o.Masked}
-	var s Subject
+	var s lethe.SubjectView
 	return &s, c.do(ctx, "POST", "/v1/subjects/lookup", in, &s)
 }
 
 // ReadSubject reads a subject by ID.
-func (c *Client) ReadSubject(ctx context.Context, id string, o ReadOptions) (*Subject, error) {
+func (c *Client) ReadSubject(ctx context.Context, id string, o ReadOptions) (*lethe.SubjectView, error) {
 	q := url.Values{}
 	if o.Fields != nil {
 		q.Set("fields", strings.Join(o.Fields, ","))
@@ -64,7 +53,7 @@ func (c *Client) ReadSubject(ctx context.Context, id string, o ReadOptions) (*Su
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var s Subject
+	var s lethe.SubjectView
 	return &s, c.do(ctx, "GET", path, nil, &s)
 }
 
@@ -77,24 +66,15 @@ type Change struct {
 }
 
 // UpdateSubject rectifies a subject and returns it as it now stands.
-func (c *Client) UpdateSubject(ctx context.Context, id string, ch Change) (*Subject, error) {
-	var s Subject
+func (c *Client) UpdateSubject(ctx context.Context, id string, ch Change) (*lethe.SubjectView, error) {
+	var s lethe.SubjectView
 	return &s, c.do(ctx, "PATCH", "/v1/subjects/"+url.PathEscape(id), ch, &s)
 }
 
-// Version is one version of a subject's record.
-type Version struct {
-	Version   int             `json:"version"`
-	Principal string          `json:"principal"`
-	CreatedAt time.Time       `json:"created_at"`
-	Reason    string          `json:"reason,omitempty"`
-	Profile   json.RawMessage `json:"profile"`
-}
-
 // History returns every version of a subject's record, oldest first.
-func (c *Client) History(ctx context.Context, id string) ([]Version, error) {
+func (c *Client) History(ctx context.Context, id string) ([]lethe.HistoryEntry, error) {
 	var out struct {
-		Versions []Version `json:"versions"`
+		Versions []lethe.HistoryEntry `json:"versions"`
 	}
 	return out.Versions, c.do(ctx, "GET", "/v1/subjects/"+url.PathEscape(id)+"/history", nil, &out)
 }

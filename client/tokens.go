@@ -2,54 +2,34 @@ package client
 
 import (
 	"context"
-	"encoding/json"
+
+	"github.com/lethe-privacy/lethe"
 )
 
-// TokenRequest asks for a token: with Value, of that value; without, a
-// reference to the subject's current value of Field.
-type TokenRequest struct {
-	Field         string  `json:"field"`
-	Value         *string `json:"value,omitempty"`
-	Deterministic bool    `json:"deterministic,omitempty"`
-}
-
-// Token is a token to store in place of a value.
-type Token struct {
-	Token string `json:"token"`
-	Field string `json:"field"`
-	Kind  string `json:"kind"`
-}
-
-// Tokenize makes tokens for a subject's values.
-func (c *Client) Tokenize(ctx context.Context, subjectID string, reqs []TokenRequest) ([]Token, error) {
+// Tokenize makes tokens for a subject's values: with a Value, of that
+// value; without, a reference to the subject's current value of Field.
+func (c *Client) Tokenize(ctx context.Context, subjectID string, reqs []lethe.TokenRequest) ([]lethe.Token, error) {
 	in := struct {
-		SubjectID string         `json:"subject_id"`
-		Tokens    []TokenRequest `json:"tokens"`
+		SubjectID string               `json:"subject_id"`
+		Tokens    []lethe.TokenRequest `json:"tokens"`
 	}{subjectID, reqs}
 	var out struct {
-		Tokens []Token `json:"tokens"`
+		Tokens []lethe.Token `json:"tokens"`
 	}
 	return out.Tokens, c.do(ctx, "POST", "/v1/tokens", in, &out)
 }
 
-// Detokenized is one token's outcome: Status is "ok" (Value holds a JSON
-// value), "gone" (the subject was erased), "not_found" or "denied".
-type Detokenized struct {
-	Token  string          `json:"token"`
-	Status string          `json:"status"`
-	Field  string          `json:"field,omitempty"`
-	Value  json.RawMessage `json:"value,omitempty"`
-}
-
-// Detokenize turns tokens back into values for a purpose. With a single
-// token, an erased subject is an *Error with status 410.
-func (c *Client) Detokenize(ctx context.Context, purpose string, tokens []string) ([]Detokenized, error) {
+// Detokenize turns tokens back into values for a purpose. Each result's
+// Status is lethe.TokenOK (Value holds a JSON value), TokenGone (the subject
+// was erased), TokenNotFound or TokenDenied. With a single token, those
+// come back as an *Error with status 410, 404 or 403 instead.
+func (c *Client) Detokenize(ctx context.Context, purpose string, tokens []string) ([]lethe.Detokenized, error) {
 	in := struct {
 		Purpose string   `json:"purpose"`
 		Tokens  []string `json:"tokens"`
 	}{purpose, tokens}
 	var out struct {
-		Results []Detokenized `json:"results"`
+		Results []lethe.Detokenized `json:"results"`
 	}
 	return out.Results, c.do(ctx, "POST", "/v1/detokenize", in, &out)
 }

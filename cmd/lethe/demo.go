@@ -154,7 +154,7 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 
 	say("The shop keeps a token instead of the card number, and detokenizes it for billing.")
 	card := "4111 1111 1111 1111"
-	toks, err := svc.Tokenize(ctx, sub.ID, []client.TokenRequest{{Field: "card", Value: &card}, {Field: "email", Value: &newEmail, Deterministic: true}})
+	toks, err := svc.Tokenize(ctx, sub.ID, []lethe.TokenRequest{{Field: "card", Value: &card}, {Field: "email", Value: &newEmail, Deterministic: true}})
 	if err != nil {
 		return err
 	}

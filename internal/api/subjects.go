@@ -49,13 +49,18 @@ func actor(r *http.Request) (lethe.Actor, string, error) {
 	return a, tenant, nil
 }
 
-// subjectID returns the {id} path value if it is shaped like a subject ID.
-func subjectID(r *http.Request) (string, error) {
+// subjectRequest returns the actor, tenant and {id} of a request about one
+// subject, checking that the ID is shaped like a subject ID.
+func subjectRequest(r *http.Request) (lethe.Actor, string, string, error) {
+	a, tenant, err := actor(r)
+	if err != nil {
+		return a, "", "", err
+	}
 	id := r.PathValue("id")
 	if !subjectIDRE.MatchString(id) {
-		return "", lethe.Errorf(lethe.EINVALID, "malformed subject ID: expected sub_ and 26 characters")
+		return a, "", "", lethe.Errorf(lethe.EINVALID, "malformed subject ID: expected sub_ and 26 characters")
 	}
-	return id, nil
+	return a, tenant, id, nil
 }
 
 // readOptions forces masked reads for roles that may only see masked values.
@@ -118,11 +123,7 @@ func (s *Server) lookupSubject(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) readSubject(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, err := actor(r)
-	if err != nil {
-		return err
-	}
-	id, err := subjectID(r)
+	a, tenant, id, err := subjectRequest(r)
 	if err != nil {
 		return err
 	}
@@ -156,11 +157,7 @@ type updateSubjectRequest struct {
 // updateSubject rectifies a subject: profile is a JSON merge patch
 // (RFC 7396); an identifier set to null is removed.
 func (s *Server) updateSubject(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, err := actor(r)
-	if err != nil {
-		return err
-	}
-	id, err := subjectID(r)
+	a, tenant, id, err := subjectRequest(r)
 	if err != nil {
 		return err
 	}
@@ -190,11 +187,7 @@ type historyResponse struct {
 }
 
 func (s *Server) subjectHistory(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, err := actor(r)
-	if err != nil {
-		return err
-	}
-	id, err := subjectID(r)
+	a, tenant, id, err := subjectRequest(r)
 	if err != nil {
 		return err
 	}
@@ -213,11 +206,7 @@ type erasureResponse struct {
 }
 
 func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, err := actor(r)
-	if err != nil {
-		return err
-	}
-	id, err := subjectID(r)
+	a, tenant, id, err := subjectRequest(r)
 	if err != nil {
 		return err
 	}
