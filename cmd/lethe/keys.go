@@ -69,12 +69,14 @@ func (c *clientFlags) client(getenv func(string) string) (*client.Client, error)
 
 func (m *Main) keys(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("keys needs a subcommand: create, list or revoke")
+		return usageErrorf("keys needs a subcommand: create, list, revoke or rotate-master")
 	}
 	var cf clientFlags
 	fs := m.newFlagSet("keys " + args[0])
 	cf.bind(fs, m.Getenv)
 	switch args[0] {
+	case "rotate-master":
+		return m.rotateMaster(ctx, args[1:])
 	case "create":
 		name := fs.String("name", "", "what the key is for (required)")
 		role := fs.String("role", "", "role: admin, dpo, support, service or auditor (required)")
@@ -155,7 +157,7 @@ func (m *Main) keys(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stderr, "Revoked key %s.\n", fs.Arg(0))
 		return nil
 	default:
-		return usageErrorf("unknown keys subcommand %q: use create, list or revoke", args[0])
+		return usageErrorf("unknown keys subcommand %q: use create, list, revoke or rotate-master", args[0])
 	}
 }
 

@@ -42,6 +42,7 @@ Usage:
   lethe keys create --name N --role R [--expires D]
   lethe keys list
   lethe keys revoke KEY_ID
+  lethe keys rotate-master [--data-dir DIR] [--key-store DSN] [--rewrap-only]
   lethe version
 
 Run 'lethe COMMAND -h' for a command's flags. Docs: docs/ in the repository.

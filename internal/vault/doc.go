@@ -48,10 +48,11 @@
 // (lethe.WrappedKey.KEKID). Rotating the master key ([LocalKMS.Rotate])
 // appends a new current key to the keyring and keeps the old ones: new
 // wraps use the new key, old wraps still unwrap under the key their ID
-// names, and a background job may rewrap tenant keys and deployment secrets
-// (unwrap with the old ID, wrap with the current one) and only then retire an
-// old key. Rotating only rewraps keys; no sealed value is re-encrypted.
-// Tenant keys and subject keys are not rotated in place: their lifetime ends
+// names, and [RotateMaster] (or [RewrapStale], to resume) rewraps every
+// tenant key and deployment secret under the new key while the server keeps
+// serving: a LocalKMS follows its keyring file, so a server reading the same
+// file picks the new key up without a restart. Rotating only rewraps keys;
+// no sealed value is re-encrypted. Tenant keys and subject keys are not rotated in place: their lifetime ends
 // with the tenant or the subject, which is the point of having them.
 //
 // # Format compatibility

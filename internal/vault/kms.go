@@ -37,6 +37,16 @@ var _ KMS = (*LocalKMS)(nil)
 // Unwrap uses whichever key the ID names, so keys wrapped before a rotation
 // still unwrap. A LocalKMS is safe for concurrent use, Rotate included.
 //
+// A LocalKMS read from a keyring file follows the file: before each Wrap,
+// and before Unwrap reports a key ID it does not know, it checks (with one
+// stat) whether the file changed and, if it did, adds the keys the file
+// gained, its last key becoming the current one. So a rotation made by
+// another process on the same file, such as "lethe keys rotate-master"
+// beside a running server, takes effect here without a restart: keys that
+// process rewraps under the new key still unwrap here, and keys made here
+// from then on are wrapped under it. A file that no longer holds every key
+// of the ring is not followed (see Reload).
+//
 // The keyring file is text:
 //
 //	lethe-keyring-v1
@@ -51,10 +61,12 @@ var _ KMS = (*LocalKMS)(nil)
 // apart from any other hash of the key.
 type LocalKMS struct {
 	fromEnv bool
+	path    string // the keyring file; "" for a ring from LETHE_MASTER_KEY
 
-	mu   sync.RWMutex
-	keys map[string]*Key // by ID; never modified once added
-	ids  []string        // oldest first; the last is the current key
+	mu    sync.RWMutex
+	keys  map[string]*Key // by ID; never modified once added
+	ids   []string        // oldest first; the last is the current key
+	stamp os.FileInfo     // of the keyring file as last read; nil if unknown
 }
 
 type keyEntry struct {
@@ -98,14 +110,14 @@ func OpenLocalKMS(path string, env string) (*LocalKMS, bool, error) {
 		if err != nil {
 			return nil, false, err
 		}
-		return newLocalKMS([]keyEntry{{keyID(&k), k}}, true), false, nil
+		return newLocalKMS([]keyEntry{{keyID(&k), k}}, "", nil), false, nil
 	}
 	if path == "" {
 		return nil, false, errors.New("open local kms: no master key: set LETHE_MASTER_KEY or give a keyring path")
 	}
-	entries, err := readKeyring(path)
+	entries, fi, err := readKeyring(path)
 	if err == nil {
-		return newLocalKMS(entries, false), false, nil
+		return newLocalKMS(entries, path, fi), false, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, err
 	}
@@ -114,18 +126,21 @@ func OpenLocalKMS(path string, env string) (*LocalKMS, bool, error) {
 	err = createKeyring(path, formatKeyring(entries))
 	if errors.Is(err, fs.ErrExist) {
 		// Another process created it first: use theirs.
-		if entries, err = readKeyring(path); err != nil {
+		if entries, fi, err = readKeyring(path); err != nil {
 			return nil, false, err
 		}
-		return newLocalKMS(entries, false), false, nil
+		return newLocalKMS(entries, path, fi), false, nil
 	} else if err != nil {
 		return nil, false, err
 	}
-	return newLocalKMS(entries, false), true, nil
+	fi, _ = os.Stat(path) // unknown (nil) only makes the first check re-read the file
+	return newLocalKMS(entries, path, fi), true, nil
 }
 
-func newLocalKMS(entries []keyEntry, fromEnv bool) *LocalKMS {
-	k := &LocalKMS{fromEnv: fromEnv, keys: make(map[string]*Key, len(entries))}
+// newLocalKMS returns a ring of entries read from the keyring file at path
+// (stamp is its FileInfo), or from LETHE_MASTER_KEY if path is "".
+func newLocalKMS(entries []keyEntry, path string, stamp os.FileInfo) *LocalKMS {
+	k := &LocalKMS{fromEnv: path == "", path: path, stamp: stamp, keys: make(map[string]*Key, len(entries))}
 	k.add(entries)
 	return k
 }
@@ -172,6 +187,10 @@ func (k *LocalKMS) Wrap(ctx context.Context, key Key, ad []byte) ([]byte, string
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
+	// A keyring that cannot be re-read leaves the ring as it is: wrapping
+	// under the key this process has is still right, and Unwrap reports
+	// the problem when it matters.
+	_ = k.refresh()
 	k.mu.RLock()
 	id := k.ids[len(k.ids)-1]
 	kek := k.keys[id]
@@ -180,23 +199,101 @@ func (k *LocalKMS) Wrap(ctx context.Context, key Key, ad []byte) ([]byte, string
 }
 
 // Unwrap unwraps a key wrapped under the master key kekID with UnwrapKey.
-// The error names kekID if the ring has no such key, and wraps ErrOpen if
-// wrapped does not open with ad.
+// The error names kekID if the ring has no such key, even after following
+// the keyring file, and wraps ErrOpen if wrapped does not open with ad.
 func (k *LocalKMS) Unwrap(ctx context.Context, wrapped []byte, kekID string, ad []byte) (Key, error) {
 	if err := ctx.Err(); err != nil {
 		return Key{}, err
 	}
-	k.mu.RLock()
-	kek, ok := k.keys[kekID]
-	k.mu.RUnlock()
+	kek, ok := k.key(kekID)
 	if !ok {
-		return Key{}, fmt.Errorf("unwrap: unknown key-encryption key %q: the keyring does not hold it", kekID)
+		// Perhaps another process rotated the keyring and rewrapped this
+		// key under the new master key: follow the file and look again.
+		rerr := k.refresh()
+		if kek, ok = k.key(kekID); !ok {
+			if rerr != nil {
+				return Key{}, fmt.Errorf("unwrap: unknown key-encryption key %q: the keyring does not hold it (%w)", kekID, rerr)
+			}
+			return Key{}, fmt.Errorf("unwrap: unknown key-encryption key %q: the keyring does not hold it", kekID)
+		}
 	}
 	key, err := UnwrapKey(kek, wrapped, ad)
 	if err != nil {
 		return Key{}, fmt.Errorf("unwrap with key-encryption key %s: %w", kekID, err)
 	}
 	return key, nil
+}
+
+// key returns the ring's key with the given ID.
+func (k *LocalKMS) key(id string) (*Key, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	kek, ok := k.keys[id]
+	return kek, ok
+}
+
+// refresh reloads the keyring file if it changed since it was last read:
+// if it is another file (a rotation renames a new one into place), or its
+// size or modification time differ. It costs one stat when nothing changed.
+func (k *LocalKMS) refresh() error {
+	if k.fromEnv {
+		return nil
+	}
+	fi, err := os.Stat(k.path)
+	if err != nil {
+		return fmt.Errorf("reload keyring: %w", err)
+	}
+	k.mu.RLock()
+	same := k.stamp != nil && os.SameFile(k.stamp, fi) && k.stamp.Size() == fi.Size() && k.stamp.ModTime().Equal(fi.ModTime())
+	k.mu.RUnlock()
+	if same {
+		return nil
+	}
+	return k.Reload()
+}
+
+// Reload reads the keyring file again and adds the keys it holds that the
+// ring lacks, in the file's order, so that the file's last key becomes the
+// current one: keys another process added with Rotate are then used here.
+// Keys are never removed from a ring. Reload refuses, and changes nothing,
+// a file that is unreadable or malformed, as OpenLocalKMS does, or that no
+// longer holds every key of the ring: keys may still be wrapped under
+// them, and following such a file (say, another deployment's keyring
+// copied over this one) would wrap new keys under a key this deployment
+// may not keep. For a ring from LETHE_MASTER_KEY, Reload does nothing.
+// Wrap and Unwrap call it when the file changed; there is no need to call
+// it after Rotate.
+func (k *LocalKMS) Reload() error {
+	if k.fromEnv {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	entries, fi, err := readKeyring(k.path)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	if err := k.holdsRing(k.path, entries); err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	k.add(entries)
+	k.stamp = fi
+	return nil
+}
+
+// holdsRing returns an error unless entries, read from the keyring file at
+// path, hold every key of the ring; k.mu must be held.
+func (k *LocalKMS) holdsRing(path string, entries []keyEntry) error {
+	inFile := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		inFile[e.id] = true
+	}
+	for _, id := range k.ids {
+		if !inFile[id] {
+			return fmt.Errorf("keyring %s no longer holds key %s, which is in use", path, id)
+		}
+	}
+	return nil
 }
 
 // Rotate adds a new random master key to the keyring file at path and makes
@@ -207,7 +304,8 @@ func (k *LocalKMS) Unwrap(ctx context.Context, wrapped []byte, kekID string, ad 
 // rotations cannot both run), fsynced and renamed over path. If that file
 // exists, Rotate fails and says so; it is left by an interrupted rotation
 // and holds no key in use, so it may be removed. Other processes using the
-// keyring see the new key when they reopen it.
+// same keyring file follow it (see LocalKMS) and use the new key from their
+// next Wrap; processes with their own copy of the file need the new file.
 //
 // Rotate fails for a ring from LETHE_MASTER_KEY (rotate by adding a keyring
 // file instead), and if the file no longer holds a key this ring uses.
@@ -217,18 +315,12 @@ func (k *LocalKMS) Rotate(path string) (newID string, err error) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	entries, err := readKeyring(path)
+	entries, _, err := readKeyring(path)
 	if err != nil {
 		return "", fmt.Errorf("rotate: %w", err)
 	}
-	inFile := make(map[string]bool, len(entries))
-	for _, e := range entries {
-		inFile[e.id] = true
-	}
-	for _, id := range k.ids {
-		if !inFile[id] {
-			return "", fmt.Errorf("rotate keyring %s: it no longer holds key %s, which is in use; refusing to rewrite it", path, id)
-		}
+	if err := k.holdsRing(path, entries); err != nil {
+		return "", fmt.Errorf("rotate: %w; refusing to rewrite it", err)
 	}
 	nk := NewKey()
 	entries = append(entries, keyEntry{keyID(&nk), nk})
@@ -259,42 +351,47 @@ func (k *LocalKMS) Rotate(path string) (newID string, err error) {
 		return "", fmt.Errorf("rotate keyring %s: %w", path, err)
 	}
 	k.add(entries)
+	if path == k.path {
+		// The file is ours as of now; unknown (nil) only makes the next
+		// check re-read it.
+		k.stamp, _ = os.Stat(path)
+	}
 	return entries[len(entries)-1].id, nil
 }
 
 // readKeyring reads and parses the keyring file at path, refusing it if its
-// mode lets group or others in. A missing file is an error matching
-// fs.ErrNotExist.
-func readKeyring(path string) ([]keyEntry, error) {
+// mode lets group or others in, and returns its entries with the FileInfo
+// of the file it read. A missing file is an error matching fs.ErrNotExist.
+func readKeyring(path string) ([]keyEntry, os.FileInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open keyring: %w", err)
+		return nil, nil, fmt.Errorf("open keyring: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("open keyring: %w", err)
+		return nil, nil, fmt.Errorf("open keyring: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("open keyring %s: not a regular file", path)
+		return nil, nil, fmt.Errorf("open keyring %s: not a regular file", path)
 	}
 	// Windows has no such mode bits; its ACLs are the operator's to set.
 	if perm := fi.Mode().Perm(); runtime.GOOS != "windows" && perm&0o077 != 0 {
-		return nil, fmt.Errorf("open keyring %s: group or others may access it (mode %04o); run chmod 600 %s", path, perm, path)
+		return nil, nil, fmt.Errorf("open keyring %s: group or others may access it (mode %04o); run chmod 600 %s", path, perm, path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxKeyringSize+1))
 	defer clear(data)
 	if err != nil {
-		return nil, fmt.Errorf("read keyring %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read keyring %s: %w", path, err)
 	}
 	if len(data) > maxKeyringSize {
-		return nil, fmt.Errorf("read keyring %s: larger than %d bytes", path, maxKeyringSize)
+		return nil, nil, fmt.Errorf("read keyring %s: larger than %d bytes", path, maxKeyringSize)
 	}
 	entries, err := parseKeyring(data)
 	if err != nil {
-		return nil, fmt.Errorf("read keyring %s: %w", path, err)
+		return nil, nil, fmt.Errorf("read keyring %s: %w", path, err)
 	}
-	return entries, nil
+	return entries, fi, nil
 }
 
 // parseKeyring parses a keyring file. Errors name line numbers, never

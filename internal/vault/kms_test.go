@@ -378,3 +378,101 @@ func TestReadKeyringErrorsHideKey(t *testing.T) {
 		t.Fatalf("got %v, want an error naming the path and line 2", err)
 	}
 }
+
+// TestLocalKMSFollowsFile checks that a ring follows rotations another
+// process makes on its keyring file, and refuses a file that lost its keys.
+func TestLocalKMSFollowsFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keyring")
+	a, _, err := OpenLocalKMS(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, _ := OpenLocalKMS(path, "")
+	c, _, _ := OpenLocalKMS(path, "")
+	id0 := a.CurrentID()
+
+	id1, err := b.Rotate(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, id, err := a.Wrap(ctx, NewKey(), nil); err != nil || id != id1 || a.CurrentID() != id1 {
+		t.Fatalf("Wrap after another ring rotated: got %q (current %q), %v, want %q", id, a.CurrentID(), err, id1)
+	}
+
+	// c has not wrapped since: it learns of the new key when it meets it.
+	dek := NewKey()
+	w, id, _ := b.Wrap(ctx, dek, AD("tenant-key", "acme"))
+	if got, err := c.Unwrap(ctx, w, id, AD("tenant-key", "acme")); err != nil || got != dek {
+		t.Fatalf("Unwrap under a key another ring added: got err %v or another key, want the key", err)
+	}
+	if c.CurrentID() != id1 {
+		t.Fatalf("current after following: got %q, want %q", c.CurrentID(), id1)
+	}
+
+	// A file that no longer holds the ring's keys is not followed.
+	other := filepath.Join(t.TempDir(), "other")
+	foreign, _, _ := OpenLocalKMS(other, "")
+	data, _ := os.ReadFile(other)
+	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Reload(); err == nil || !strings.Contains(err.Error(), "no longer holds key "+id0) {
+		t.Fatalf("Reload of a foreign keyring: got %v, want an error naming %s", err, id0)
+	}
+	if _, id, err := a.Wrap(ctx, NewKey(), nil); err != nil || id != id1 {
+		t.Fatalf("Wrap with a foreign keyring in place: got %q, %v, want %q", id, err, id1)
+	}
+	fw, fid, _ := foreign.Wrap(ctx, NewKey(), nil)
+	if _, err := a.Unwrap(ctx, fw, fid, nil); err == nil || !strings.Contains(err.Error(), "no longer holds") {
+		t.Fatalf("Unwrap under the foreign key: got %v, want an error saying why the file was not followed", err)
+	}
+
+	env, _, _ := OpenLocalKMS("", base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	if err := env.Reload(); err != nil {
+		t.Fatalf("Reload of an environment key: got %v, want nil", err)
+	}
+}
+
+// TestLocalKMSFollowsConcurrently wraps and unwraps while another ring
+// rotates the file, for the race detector.
+func TestLocalKMSFollowsConcurrently(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keyring")
+	a, _, _ := OpenLocalKMS(path, "")
+	b, _, _ := OpenLocalKMS(path, "")
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 50 {
+				dek := NewKey()
+				w, id, err := a.Wrap(ctx, dek, nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if got, err := a.Unwrap(ctx, w, id, nil); err != nil || got != dek {
+					t.Errorf("Unwrap: %v", err)
+					return
+				}
+			}
+		})
+	}
+	for range 5 {
+		dek := NewKey()
+		if _, err := b.Rotate(path); err != nil {
+			t.Fatal(err)
+		}
+		w, id, _ := b.Wrap(ctx, dek, nil)
+		if got, err := a.Unwrap(ctx, w, id, nil); err != nil || got != dek {
+			t.Fatalf("Unwrap under the rotated key: %v", err)
+		}
+	}
+	wg.Wait()
+	if a.CurrentID() != b.CurrentID() {
+		t.Errorf("current: got %q, want %q", a.CurrentID(), b.CurrentID())
+	}
+}

@@ -1,0 +1,128 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/lethe-privacy/lethe"
+)
+
+var _ lethe.KeyRewrapper = (*KeyStore)(nil)
+
+// masterWrapped describes a table of keys the master key wraps directly,
+// with the queries a rewrap runs on it. The tables are listed in the order
+// of their kinds, which is the order StaleWrappedKeys returns keys in.
+type masterWrapped struct {
+	kind string
+	// first lists stale keys from the start of the table, next after a
+	// name; both walk the primary key (collation "C", so byte order), so a
+	// page costs its own length plus the current keys it skips.
+	first, next string
+	update      string // the compare-and-swap
+	exists      string
+}
+
+func newMasterWrapped(kind, table, column string) masterWrapped {
+	sel := fmt.Sprintf(`SELECT %[2]s, wrapped, kek_id FROM %[1]s WHERE kek_id <> $1`, table, column)
+	return masterWrapped{
+		kind:   kind,
+		first:  sel + fmt.Sprintf(` ORDER BY %s LIMIT $2`, column),
+		next:   sel + fmt.Sprintf(` AND %[1]s > $2 ORDER BY %[1]s LIMIT $3`, column),
+		update: fmt.Sprintf(`UPDATE %s SET wrapped = $1, kek_id = $2 WHERE %s = $3 AND kek_id = $4 AND wrapped = $5`, table, column),
+		exists: fmt.Sprintf(`SELECT EXISTS (SELECT 1 FROM %s WHERE %s = $1)`, table, column),
+	}
+}
+
+var masterWrappedTables = []masterWrapped{
+	newMasterWrapped(lethe.StaleSecret, "secrets", "name"),
+	newMasterWrapped(lethe.StaleTenantKey, "tenant_keys", "tenant"),
+}
+
+// CountStaleWrappedKeys returns how many deployment secrets and tenant keys
+// are wrapped under another key than currentKEK. Any error is EINTERNAL.
+func (s *KeyStore) CountStaleWrappedKeys(ctx context.Context, currentKEK string) (int, error) {
+	var n int
+	err := s.db.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM secrets WHERE kek_id <> $1)
+		+ (SELECT count(*) FROM tenant_keys WHERE kek_id <> $1)`, currentKEK).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count keys not under %s: %w", currentKEK, err)
+	}
+	return n, nil
+}
+
+// StaleWrappedKeys returns at most limit deployment secrets and tenant keys
+// wrapped under another key than currentKEK (none if limit is not
+// positive), secrets first, each kind ordered by name byte by byte,
+// strictly after the key after; the zero lethe.StaleKey starts at the
+// beginning. Any error is EINTERNAL.
+func (s *KeyStore) StaleWrappedKeys(ctx context.Context, currentKEK string, after lethe.StaleKey, limit int) ([]lethe.StaleKey, error) {
+	var out []lethe.StaleKey
+	for _, t := range masterWrappedTables {
+		if len(out) >= limit {
+			break
+		}
+		var rows pgx.Rows
+		var err error
+		switch {
+		case t.kind < after.Kind:
+			continue // the cursor is past this whole table
+		case t.kind == after.Kind:
+			rows, err = s.db.pool.Query(ctx, t.next, currentKEK, after.Name, limit-len(out))
+		default:
+			rows, err = s.db.pool.Query(ctx, t.first, currentKEK, limit-len(out))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list keys not under %s: %w", currentKEK, err)
+		}
+		page, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (lethe.StaleKey, error) {
+			k := lethe.StaleKey{Kind: t.kind}
+			err := row.Scan(&k.Name, &k.Wrapped, &k.KEKID)
+			return k, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list keys not under %s: %w", currentKEK, err)
+		}
+		out = append(out, page...)
+	}
+	return out, nil
+}
+
+// RewrapKey replaces the stored wrapping of k with newWrapped under newKEK
+// if the key is still stored with k's Wrapped and KEKID. ECONFLICT if
+// either changed; ENOTFOUND if the key is gone; EINVALID for an unknown
+// kind; any other error is EINTERNAL.
+//
+// The update is a compare-and-swap on its own: under READ COMMITTED, an
+// update that waited for a concurrent rewrap or deletion of the row checks
+// its condition again on what that one committed, so it never overwrites
+// it. It takes none of the advisory locks that key creation and
+// destruction take: it never inserts, so it cannot store a key for an
+// erased tenant. Only when it matched nothing does a second statement, on
+// a fresh snapshot, tell a deleted key from a changed one.
+func (s *KeyStore) RewrapKey(ctx context.Context, k lethe.StaleKey, newWrapped []byte, newKEK string) error {
+	var t *masterWrapped
+	for i := range masterWrappedTables {
+		if masterWrappedTables[i].kind == k.Kind {
+			t = &masterWrappedTables[i]
+		}
+	}
+	if t == nil {
+		return lethe.Errorf(lethe.EINVALID, "unknown kind of wrapped key %q", k.Kind)
+	}
+	tag, err := s.db.pool.Exec(ctx, t.update, newWrapped, newKEK, k.Name, k.KEKID, k.Wrapped)
+	if err != nil {
+		return fmt.Errorf("rewrap %s %s: %w", k.Kind, k.Name, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var exists bool
+	if err := s.db.pool.QueryRow(ctx, t.exists, k.Name).Scan(&exists); err != nil {
+		return fmt.Errorf("rewrap %s %s: %w", k.Kind, k.Name, err)
+	}
+	if !exists {
+		return lethe.Errorf(lethe.ENOTFOUND, "%s key %s is no longer stored", k.Kind, k.Name)
+	}
+	return lethe.Errorf(lethe.ECONFLICT, "%s key %s was changed meanwhile", k.Kind, k.Name)
+}

@@ -1,0 +1,14 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/lethe-privacy/lethe/internal/storetest"
+	"github.com/lethe-privacy/lethe/internal/testsvc"
+)
+
+func TestKeyRewrapper(t *testing.T) {
+	storetest.TestKeyRewrapper(t, func(t *testing.T) storetest.RewrapKeyStore {
+		return NewKeyStore(openTest(t, OpenKeys, testsvc.Postgres(t)))
+	})
+}
