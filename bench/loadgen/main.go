@@ -1,15 +1,25 @@
 // Command loadgen is a small closed-loop HTTP load generator for measuring
 // a Lethe server from outside its process, as bench/noop.sh does.
 //
-// It starts -c workers, each with its own request and all sharing one
-// keep-alive HTTP/1.1 transport with at least -c idle connections, so that
-// after the first request every worker reuses one TLS connection and the
-// numbers measure requests, not handshakes. Each worker sends the next
-// request as soon as the previous answer has been read in full. Requests
-// started during the -warmup period are not recorded; those started in the
-// following -d are, each with its latency (from just before the request is
-// sent to the end of its body). No request starts after that deadline and
+// It starts -c workers, all sharing one keep-alive HTTP/1.1 transport with
+// at least -c idle connections, so that after the first request every
+// worker reuses one TLS connection and the numbers measure requests, not
+// handshakes. Each worker sends the next request as soon as the previous
+// answer has been read in full. Requests started during the -warmup period
+// are not recorded; those started in the following -d are, each with its
+// latency (from just before the request is sent to the end of its body). No request starts after that deadline and
 // each one is bounded by -timeout, so a run always stops by itself.
+//
+// A request is a GET of -path by default. -method, -header and
+// -body-template change that: the body template is rendered afresh for
+// every request, with each {{n}} replaced by a request counter that all
+// workers share. The counter starts at 0 and goes up by one with every
+// request sent, warm-up included, so {{n}} is unique across the run (fresh
+// identifiers for creating subjects, say); with -n-mod M it is the counter
+// modulo M, cycling over M values in [0, M), such as the identifiers of M
+// subjects created before. -requests N stops the run after N requests in
+// all: with -warmup 0 and a create template, a clean run creates exactly
+// the subjects 0 to N-1.
 //
 // Transport errors and answers outside 2xx are counted apart from the
 // successful requests and leave the latency figures alone. The summary is
@@ -26,6 +36,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -41,8 +52,10 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -65,6 +78,24 @@ type config struct {
 	warmup      time.Duration
 	timeout     time.Duration
 	json        bool
+
+	method   string
+	headers  headerFlags
+	template string // -body-template as given
+	nMod     int64
+	requests int64
+
+	body bodyTemplate // parsed from template by validate
+}
+
+// headerFlags collects repeated -header K:V flags.
+type headerFlags []string
+
+func (h *headerFlags) String() string { return strings.Join(*h, ", ") }
+
+func (h *headerFlags) Set(v string) error {
+	*h = append(*h, v)
+	return nil
 }
 
 // run parses args, runs the load and prints the summary; it returns the
@@ -75,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c config
 	fs.StringVar(&c.url, "url", "", "base URL of the server, e.g. https://127.0.0.1:8443 (loopback only)")
-	fs.StringVar(&c.path, "path", "/v1/whoami", "path to GET")
+	fs.StringVar(&c.path, "path", "/v1/whoami", "path to request")
 	fs.StringVar(&c.caFile, "ca", "", "PEM file of the CA to trust (the server's DATA_DIR/ca.crt); default: system roots")
 	fs.StringVar(&c.keyFile, "key-file", "", "file holding the API key to send as a bearer token; default: none")
 	fs.IntVar(&c.concurrency, "c", 32, "concurrent workers, each with its own connection")
@@ -83,6 +114,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "how long to send unrecorded requests first (connections, caches)")
 	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "limit for one request")
 	fs.BoolVar(&c.json, "json", false, "print the summary as JSON")
+	fs.StringVar(&c.method, "method", http.MethodGet, "HTTP method")
+	fs.Var(&c.headers, "header", "request header as Name:value (repeatable); the API key goes in -key-file, not here")
+	fs.StringVar(&c.template, "body-template", "", "request body, rendered per request with each {{n}} replaced by the request counter; Content-Type defaults to application/json")
+	fs.Int64Var(&c.nMod, "n-mod", 0, "if positive, {{n}} is the counter modulo this, cycling over [0, n-mod)")
+	fs.Int64Var(&c.requests, "requests", 0, "if positive, stop after this many requests in all, warm-up included")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -113,7 +149,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		key = strings.TrimSpace(string(b))
 	}
 
-	sum := load(ctx, client, target, key, c)
+	base, err := c.baseRequest(ctx, target, key)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return 2
+	}
+	sum := load(ctx, client, base, c)
 	sum.CPUSeconds = cpuSeconds()
 	if c.json {
 		enc := json.NewEncoder(stdout)
@@ -154,7 +195,152 @@ func (c *config) validate() (string, error) {
 	if err := checkLoopbackHost(u.Hostname()); err != nil {
 		return "", err
 	}
+	if err := c.validateRequest(); err != nil {
+		return "", err
+	}
 	return u.String() + c.path, nil
+}
+
+// validateRequest checks the method, the headers and the body template and
+// parses the template into c.body.
+func (c *config) validateRequest() error {
+	if c.method == "" {
+		c.method = http.MethodGet
+	}
+	if !validToken(c.method) || c.method != strings.ToUpper(c.method) {
+		return fmt.Errorf("-method %q is not an upper-case HTTP method", c.method)
+	}
+	if c.nMod < 0 || c.requests < 0 {
+		return errors.New("-n-mod and -requests must not be negative")
+	}
+	for _, h := range c.headers {
+		if _, _, err := parseHeader(h); err != nil {
+			return err
+		}
+	}
+	if c.template == "" {
+		if c.nMod > 0 {
+			return errors.New("-n-mod needs a -body-template with {{n}}")
+		}
+		return nil
+	}
+	if c.method == http.MethodGet || c.method == http.MethodHead {
+		return fmt.Errorf("-body-template needs a method that takes a body, not %s: set -method", c.method)
+	}
+	b, err := parseBodyTemplate(c.template)
+	if err != nil {
+		return err
+	}
+	if c.nMod > 0 && !b.counted() {
+		return errors.New("-n-mod needs a -body-template with {{n}}")
+	}
+	c.body = b
+	return nil
+}
+
+// parseHeader splits a -header value of the form Name:value. It refuses
+// the headers that the transport sets itself, and Authorization: an API
+// key on the command line would show in the process list, so it is read
+// from -key-file instead.
+func parseHeader(h string) (name, value string, err error) {
+	name, value, ok := strings.Cut(h, ":")
+	name = strings.TrimSpace(name)
+	if !ok || !validToken(name) {
+		return "", "", fmt.Errorf("-header %q is not of the form Name:value", h)
+	}
+	value = strings.TrimSpace(value)
+	if strings.ContainsAny(value, "\r\n\x00") {
+		return "", "", fmt.Errorf("-header %s: the value holds a line break or NUL", name)
+	}
+	switch http.CanonicalHeaderKey(name) {
+	case "Authorization":
+		return "", "", errors.New("-header Authorization refused: put the API key in a file and pass -key-file, so it does not show in the process list")
+	case "Host", "Content-Length", "Transfer-Encoding", "Connection":
+		return "", "", fmt.Errorf("-header %s refused: loadgen's transport sets it", name)
+	}
+	return name, value, nil
+}
+
+// validToken reports whether s is a non-empty HTTP token (RFC 9110 5.6.2),
+// as header names and methods must be.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// counterPlaceholder is what a body template's counter looks like.
+const counterPlaceholder = "{{n}}"
+
+// bodyTemplate is a parsed -body-template: literal text, with the counter
+// between each pair of parts. The zero value means no body.
+type bodyTemplate struct {
+	parts []string
+}
+
+// parseBodyTemplate splits t at each {{n}}. Any other {{ is refused, so
+// that a mistyped placeholder ({{N}}, {{ n }}) does not go out as literal
+// text and make every request the same.
+func parseBodyTemplate(t string) (bodyTemplate, error) {
+	parts := strings.Split(t, counterPlaceholder)
+	for _, p := range parts {
+		if strings.Contains(p, "{{") {
+			return bodyTemplate{}, fmt.Errorf("-body-template: the only placeholder is %s", counterPlaceholder)
+		}
+	}
+	return bodyTemplate{parts: parts}, nil
+}
+
+// counted reports whether the template uses the counter.
+func (b bodyTemplate) counted() bool { return len(b.parts) > 1 }
+
+// render appends the body for counter value n to dst.
+func (b bodyTemplate) render(dst []byte, n int64) []byte {
+	for i, p := range b.parts {
+		if i > 0 {
+			dst = strconv.AppendInt(dst, n, 10)
+		}
+		dst = append(dst, p...)
+	}
+	return dst
+}
+
+// size is the length of the template's literal text.
+func (b bodyTemplate) size() int {
+	n := 0
+	for _, p := range b.parts {
+		n += len(p)
+	}
+	return n
+}
+
+// baseRequest builds the request that every worker copies, and sends, or
+// gives a body of its own when there is a body template.
+func (c *config) baseRequest(ctx context.Context, target, key string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, c.method, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.body.parts != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range c.headers {
+		name, value, err := parseHeader(h)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set(name, value)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	return req, nil
 }
 
 // checkLoopbackHost accepts a loopback IP literal, or a name all of whose
@@ -243,8 +429,9 @@ type worker struct {
 
 // load runs the workers until the warm-up and the recording period have
 // passed (or ctx is done) and summarises what they recorded.
-func load(ctx context.Context, client *http.Client, target, key string, c config) summary {
+func load(ctx context.Context, client *http.Client, base *http.Request, c config) summary {
 	start := time.Now()
+	var counter atomic.Int64 // the next request's number, shared by all workers
 	recordFrom := start.Add(c.warmup)
 	deadline := recordFrom.Add(c.duration)
 	workers := make([]worker, c.concurrency)
@@ -253,7 +440,7 @@ func load(ctx context.Context, client *http.Client, target, key string, c config
 		w := &workers[i]
 		w.statuses = map[int]int{}
 		w.latencies = make([]time.Duration, 0, 4096)
-		wg.Go(func() { w.loop(ctx, client, target, key, recordFrom, deadline) })
+		wg.Go(func() { w.loop(ctx, client, base, &c, &counter, recordFrom, deadline) })
 	}
 	wg.Wait()
 	end := time.Now()
@@ -264,24 +451,38 @@ func load(ctx context.Context, client *http.Client, target, key string, c config
 	return summarize(workers, c.concurrency, window)
 }
 
-func (w *worker) loop(ctx context.Context, client *http.Client, target, key string, recordFrom, deadline time.Time) {
-	// One request per worker, reused: net/http allows it once the
-	// previous response's body is closed, and it keeps the load
-	// generator's own allocations out of the way.
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		w.errors++
-		w.firstErr = err.Error()
-		return
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
+// loop sends requests until the deadline, ctx is done or -requests have
+// been sent. The worker works on its own copy of base. Without a body
+// template it sends that copy again and again: net/http allows it once the
+// previous response's body is closed, and it keeps the load generator's
+// own allocations out of the way. With one, every request is a shallow
+// copy with a body of its own, rendered into a new slice: the transport may
+// still read a body after the response has come (when a server answers
+// before reading it all), so a buffer must not be reused.
+func (w *worker) loop(ctx context.Context, client *http.Client, base *http.Request, c *config, counter *atomic.Int64, recordFrom, deadline time.Time) {
+	base = base.Clone(base.Context())
+	size := c.body.size() + 8*len(c.body.parts)
 	for ctx.Err() == nil {
-		t0 := time.Now()
-		if !t0.Before(deadline) {
+		if !time.Now().Before(deadline) {
 			return
 		}
+		n := counter.Add(1) - 1
+		if c.requests > 0 && n >= c.requests {
+			return
+		}
+		req := base
+		if c.body.parts != nil {
+			if c.nMod > 0 {
+				n %= c.nMod
+			}
+			body := c.body.render(make([]byte, 0, size), n)
+			req = new(http.Request)
+			*req = *base
+			req.ContentLength = int64(len(body))
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		}
+		t0 := time.Now()
 		resp, err := client.Do(req)
 		if err == nil {
 			_, err = io.Copy(io.Discard, resp.Body)
