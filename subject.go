@@ -70,6 +70,9 @@ type SealedVersion struct {
 	Sealed    []byte
 	Principal string // ID of the API key that made the change
 	CreatedAt time.Time
+	// SubjectCreatedAt is when the subject was created. LatestVersion sets
+	// it, so that reading a subject costs one query; elsewhere it is zero.
+	SubjectCreatedAt time.Time
 }
 
 // SealedToken maps an opaque token to a subject and a sealed value.
@@ -105,8 +108,8 @@ type VaultStore interface {
 	// Identifiers returns the subject's identifiers ordered by kind; none
 	// for a subject that does not exist.
 	Identifiers(ctx context.Context, tenant, subjectID string) ([]SealedIdentifier, error)
-	// LatestVersion returns the subject's current profile version.
-	// ENOTFOUND if the subject does not exist.
+	// LatestVersion returns the subject's current profile version, with
+	// SubjectCreatedAt set. ENOTFOUND if the subject does not exist.
 	LatestVersion(ctx context.Context, tenant, subjectID string) (*SealedVersion, error)
 	// Versions returns every profile version of the subject, oldest first;
 	// none for a subject that does not exist.

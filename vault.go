@@ -66,8 +66,9 @@ type HistoryEntry struct {
 // ECONFLICT for an identifier another subject holds.
 type Vault interface {
 	CreateSubject(ctx context.Context, a Actor, in NewSubject) (*SubjectView, error)
-	// FindSubject returns the ID of the subject holding the identifier.
-	FindSubject(ctx context.Context, a Actor, tenant, kind, value string) (string, error)
+	// LookupSubject finds the subject holding the identifier of kind (through
+	// its blind index) and reads it. ENOTFOUND if nobody holds it.
+	LookupSubject(ctx context.Context, a Actor, tenant, kind, value string, o ReadOptions) (*SubjectView, error)
 	ReadSubject(ctx context.Context, a Actor, tenant, id string, o ReadOptions) (*SubjectView, error)
 	UpdateSubject(ctx context.Context, a Actor, tenant, id string, c ProfileChange) (*SubjectView, error)
 	History(ctx context.Context, a Actor, tenant, id string) ([]HistoryEntry, error)

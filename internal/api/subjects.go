@@ -110,11 +110,7 @@ func (s *Server) lookupSubject(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	id, err := s.vault.FindSubject(r.Context(), a, tenant, req.Kind, req.Value)
-	if err != nil {
-		return err
-	}
-	v, err := s.vault.ReadSubject(r.Context(), a, tenant, id, readOptions(a, req.Fields, req.Masked))
+	v, err := s.vault.LookupSubject(r.Context(), a, tenant, req.Kind, req.Value, readOptions(a, req.Fields, req.Masked))
 	if err != nil {
 		return err
 	}

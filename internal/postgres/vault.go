@@ -147,13 +147,18 @@ func (s *VaultStore) Identifiers(ctx context.Context, tenant, subjectID string) 
 // LatestVersion returns the subject's current profile version. ENOTFOUND
 // if the subject does not exist; any other error is EINTERNAL.
 func (s *VaultStore) LatestVersion(ctx context.Context, tenant, subjectID string) (*lethe.SealedVersion, error) {
-	v, err := scanVersion(s.db.pool.QueryRow(ctx, `SELECT version, sealed, principal, created_at FROM profile_versions
-		WHERE tenant = $1 AND subject_id = $2 ORDER BY version DESC LIMIT 1`, tenant, subjectID), tenant, subjectID)
+	v := lethe.SealedVersion{Tenant: tenant, SubjectID: subjectID}
+	err := s.db.pool.QueryRow(ctx, `SELECT v.version, v.sealed, v.principal, v.created_at, s.created_at
+		FROM profile_versions v JOIN subjects s ON s.tenant = v.tenant AND s.id = v.subject_id
+		WHERE v.tenant = $1 AND v.subject_id = $2 ORDER BY v.version DESC LIMIT 1`, tenant, subjectID).
+		Scan(&v.Version, &v.Sealed, &v.Principal, &v.CreatedAt, &v.SubjectCreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errNoSubject(subjectID) // every subject has version 1
 	} else if err != nil {
 		return nil, fmt.Errorf("get latest version of subject %s: %w", subjectID, err)
 	}
+	// pgx returns times in the local zone.
+	v.CreatedAt, v.SubjectCreatedAt = v.CreatedAt.UTC(), v.SubjectCreatedAt.UTC()
 	return &v, nil
 }
 

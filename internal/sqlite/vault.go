@@ -148,16 +148,18 @@ func setIdentifiers(ctx context.Context, tx *sql.Tx, ids []lethe.SealedIdentifie
 // if the subject does not exist; any other error is EINTERNAL.
 func (s *VaultStore) LatestVersion(ctx context.Context, tenant, subjectID string) (*lethe.SealedVersion, error) {
 	v := lethe.SealedVersion{Tenant: tenant, SubjectID: subjectID}
-	var created int64
-	err := s.db.queryRow(ctx, `SELECT version, sealed, principal, created_at FROM profile_versions
-		WHERE tenant = ? AND subject_id = ? ORDER BY version DESC LIMIT 1`, tenant, subjectID).
-		Scan(&v.Version, &v.Sealed, &v.Principal, &created)
+	var created, subjectCreated int64
+	err := s.db.queryRow(ctx, `SELECT v.version, v.sealed, v.principal, v.created_at, s.created_at
+		FROM profile_versions v JOIN subjects s ON s.tenant = v.tenant AND s.id = v.subject_id
+		WHERE v.tenant = ? AND v.subject_id = ? ORDER BY v.version DESC LIMIT 1`, tenant, subjectID).
+		Scan(&v.Version, &v.Sealed, &v.Principal, &created, &subjectCreated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNoSubject(subjectID) // every subject has version 1
 	} else if err != nil {
 		return nil, fmt.Errorf("get latest version of subject %s: %w", subjectID, err)
 	}
 	v.CreatedAt = time.UnixMicro(created).UTC()
+	v.SubjectCreatedAt = time.UnixMicro(subjectCreated).UTC()
 	return &v, nil
 }
 

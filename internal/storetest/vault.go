@@ -45,6 +45,7 @@ func TestVaultStore(t *testing.T, newStore func(t *testing.T) lethe.VaultStore) 
 			t.Fatal(err)
 		}
 		checkVersion(t, latest, first)
+		checkTime(t, "latest version's subject_created_at", &latest.SubjectCreatedAt, &sub.CreatedAt)
 		checkVersions(t, s, "acme", "sub_1", first)
 	})
 

@@ -123,7 +123,7 @@ func (bv *benchVault) seed(b *testing.B, n int) []string {
 
 // lookup is what POST /v1/subjects/lookup does: find, then read.
 func (bv *benchVault) lookup(ctx context.Context, n int64) error {
-	id, err := bv.v.FindSubject(ctx, benchActor, lethe.DefaultTenant, "email", benchEmail("user", n))
+	id, err := findID(bv.v, ctx, benchActor, lethe.DefaultTenant, "email", benchEmail("user", n))
 	if err != nil {
 		return err
 	}

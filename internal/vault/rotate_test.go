@@ -83,7 +83,7 @@ func (r *rotation) checkReadable(t *testing.T, v *vault.Service) {
 		if err != nil {
 			t.Fatalf("read %s in %s: %v", id, tenant, err)
 		}
-		found, err := v.FindSubject(t.Context(), actor, tenant, "email", got.Identifiers["email"])
+		found, err := findID(v, t.Context(), actor, tenant, "email", got.Identifiers["email"])
 		if err != nil || found != id {
 			t.Fatalf("find %s in %s: got %s, %v", id, tenant, found, err)
 		}

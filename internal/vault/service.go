@@ -355,29 +355,43 @@ func (s *Service) CreateSubject(ctx context.Context, a lethe.Actor, in lethe.New
 	return &lethe.SubjectView{ID: id, Tenant: tenant, CreatedAt: now, Version: 1, UpdatedAt: now, Identifiers: ids, Profile: profile}, nil
 }
 
-// FindSubject implements lethe.Vault.
-func (s *Service) FindSubject(ctx context.Context, a lethe.Actor, tenant, kind, value string) (string, error) {
+// LookupSubject implements lethe.Vault. Finding and reading are one
+// audited action: one event names the identifier kind used and the fields
+// returned.
+func (s *Service) LookupSubject(ctx context.Context, a lethe.Actor, tenant, kind, value string, o lethe.ReadOptions) (*lethe.SubjectView, error) {
 	tenant, err := tenantOrDefault(tenant)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := lethe.ValidIdentifierKind(kind); err != nil {
-		return "", err
+		return nil, err
 	}
 	n, err := Normalize(kind, value)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	id, err := s.store.SubjectByIdentifier(ctx, tenant, kind, BlindIndex(s.indexKey(tenant, kind), n))
 	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
-		return "", lethe.Errorf(lethe.ENOTFOUND, "no subject with that %s", kind)
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "no subject with that %s", kind)
 	} else if err != nil {
-		return "", err
+		return nil, err
 	}
-	if err := s.record(ctx, a, "subject.find", tenant, id, []string{kind}); err != nil {
-		return "", err
+	v, rec, _, err := s.current(ctx, tenant, id)
+	if err != nil {
+		return nil, err
 	}
-	return id, nil
+	view, fields, err := project(v, rec, o)
+	if err != nil {
+		return nil, err
+	}
+	action := "subject.lookup"
+	if o.Masked {
+		action = "subject.lookup_masked"
+	}
+	if err := s.record(ctx, a, action, tenant, id, append([]string{"by:" + kind}, fields...)); err != nil {
+		return nil, err
+	}
+	return view, nil
 }
 
 // current opens the subject's latest version.
@@ -419,11 +433,7 @@ func (s *Service) ReadSubject(ctx context.Context, a lethe.Actor, tenant, id str
 	if err != nil {
 		return nil, err
 	}
-	sub, err := s.store.Subject(ctx, tenant, id)
-	if err != nil {
-		return nil, err
-	}
-	view, fields, err := project(sub, v, rec, o)
+	view, fields, err := project(v, rec, o)
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +449,7 @@ func (s *Service) ReadSubject(ctx context.Context, a lethe.Actor, tenant, id str
 
 // project selects and masks what a read returns, and lists the field names
 // it returns for the audit event.
-func project(sub *lethe.Subject, v *lethe.SealedVersion, rec *record, o lethe.ReadOptions) (*lethe.SubjectView, []string, error) {
+func project(v *lethe.SealedVersion, rec *record, o lethe.ReadOptions) (*lethe.SubjectView, []string, error) {
 	want := func(string) bool { return true }
 	if o.Fields != nil {
 		set := map[string]bool{}
@@ -448,7 +458,7 @@ func project(sub *lethe.Subject, v *lethe.SealedVersion, rec *record, o lethe.Re
 		}
 		want = func(f string) bool { return set[f] }
 	}
-	view := &lethe.SubjectView{ID: sub.ID, Tenant: sub.Tenant, CreatedAt: sub.CreatedAt, Version: v.Version, UpdatedAt: v.CreatedAt, Identifiers: map[string]string{}}
+	view := &lethe.SubjectView{ID: v.SubjectID, Tenant: v.Tenant, CreatedAt: v.SubjectCreatedAt, Version: v.Version, UpdatedAt: v.CreatedAt, Identifiers: map[string]string{}}
 	var fields []string
 	for kind, val := range rec.Identifiers {
 		if !want(kind) {
@@ -462,7 +472,7 @@ func project(sub *lethe.Subject, v *lethe.SealedVersion, rec *record, o lethe.Re
 	}
 	var prof map[string]json.RawMessage
 	if err := json.Unmarshal(rec.Profile, &prof); err != nil {
-		return nil, nil, fmt.Errorf("decode profile of %s: %w", sub.ID, err)
+		return nil, nil, fmt.Errorf("decode profile of %s: %w", v.SubjectID, err)
 	}
 	out := map[string]json.RawMessage{}
 	for name, val := range prof {
@@ -592,11 +602,8 @@ func (s *Service) UpdateSubject(ctx context.Context, a lethe.Actor, tenant, id s
 		if err := s.record(ctx, a, "subject.update", tenant, id, fields); err != nil {
 			return nil, err
 		}
-		sub, err := s.store.Subject(ctx, tenant, id)
-		if err != nil {
-			return nil, err
-		}
-		view, _, err := project(sub, nv, &next, lethe.ReadOptions{})
+		nv.SubjectCreatedAt = v.SubjectCreatedAt
+		view, _, err := project(nv, &next, lethe.ReadOptions{})
 		return view, err
 	}
 	return nil, lethe.Errorf(lethe.ECONFLICT, "subject %s is changing too fast; retry", id)
