@@ -10,7 +10,7 @@
 #           benchmark too, on an empty vault, and is reported as one.
 #   lookup  POST /v1/subjects/lookup {"kind":"email","value":"user{n}@…"},
 #           n cycling over the seeded subjects: find by the email's blind
-#           index and read the profile, one request, two audit events.
+#           index and read the profile, one request, one audit event.
 #   create  POST /v1/subjects with identifiers no run has used before
 #           (c{C}r{run}u{n}@example.com): a key-store write, a data-store
 #           write and an audit event per request.

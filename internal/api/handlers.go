@@ -158,6 +158,7 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request) error {
 	if err := s.keys.RevokeAPIKey(r.Context(), id, now); err != nil {
 		return err
 	}
+	s.authn.forget(id)
 	s.log.InfoContext(r.Context(), "api key revoked", "request_id", requestID(r.Context()), "key_id", target.ID, "by", principal(r.Context()).ID)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -46,6 +46,7 @@ type Server struct {
 	now     lethe.Now
 	maxBody int64
 	limits  *limiter
+	authn   *keyCache
 	metrics *metrics
 	routes  []Route
 	handler http.Handler
@@ -70,6 +71,7 @@ func New(o Options) *Server {
 		o.RateBurst = int(2 * o.RateLimit)
 	}
 	s.limits = newLimiter(rate.Limit(o.RateLimit), o.RateBurst)
+	s.authn = newKeyCache(keyCacheTTL, 10_000)
 	s.metrics = newMetrics()
 	s.routes = s.buildRoutes()
 	s.handler = s.buildHandler()
@@ -229,13 +231,20 @@ func (s *Server) authenticate(r *http.Request) (*lethe.APIKey, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return nil, lethe.Errorf(lethe.EUNAUTHORIZED, "malformed Authorization header: use Bearer <api key>")
 	}
-	key, err := s.keys.APIKeyByHash(r.Context(), lethe.HashAPIKeySecret(strings.TrimSpace(secret)))
-	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
-		return nil, lethe.Errorf(lethe.EUNAUTHORIZED, "invalid, expired or revoked API key")
-	} else if err != nil {
-		return nil, fmt.Errorf("authenticate: %w", err)
+	hash := lethe.HashAPIKeySecret(strings.TrimSpace(secret))
+	now := s.now()
+	key := s.authn.get(hash, now)
+	if key == nil {
+		var err error
+		key, err = s.keys.APIKeyByHash(r.Context(), hash)
+		if lethe.ErrorCode(err) == lethe.ENOTFOUND {
+			return nil, lethe.Errorf(lethe.EUNAUTHORIZED, "invalid, expired or revoked API key")
+		} else if err != nil {
+			return nil, fmt.Errorf("authenticate: %w", err)
+		}
+		s.authn.put(hash, key, now)
 	}
-	if !key.Active(s.now()) {
+	if !key.Active(now) {
 		return nil, lethe.Errorf(lethe.EUNAUTHORIZED, "invalid, expired or revoked API key")
 	}
 	return key, nil
