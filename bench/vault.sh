@@ -14,6 +14,10 @@
 #   create  POST /v1/subjects with identifiers no run has used before
 #           (c{C}r{run}u{n}@example.com): a key-store write, a data-store
 #           write and an audit event per request.
+#   detokenize  POST /v1/detokenize {"purpose":"billing","tokens":[…]}, the
+#           same batch of DETOK_BATCH random tokens (the emails of the first
+#           seeded subjects, made with curl and jq) every request: one store
+#           read of the rows, one open per value, one audit event per subject.
 #
 # Each of lookup and create runs RUNS times for DURATION after a WARMUP at
 # each concurrency, against the one server. Every run prints loadgen's
@@ -28,7 +32,8 @@
 # or set RUNS, DURATION, CONCURRENCY (space- or comma-separated), WARMUP,
 # SEED, BENCHES (space- or comma-separated: lookup, create), IDLE,
 # LOG_LEVEL, PERF_DIR. Defaults: 5 runs of 10s at -c 64, each after a 2s
-# unrecorded warm-up; SEED=10000; BENCHES="lookup create"; IDLE=10.
+# unrecorded warm-up; SEED=10000; BENCHES="lookup create detokenize";
+# DETOK_BATCH=100 (tokens per detokenize request); IDLE=10.
 #
 # Other processes on the machine skew every number (see docs/benchmarks.md),
 # so before the seed and before each set the script waits until the whole
@@ -59,7 +64,8 @@ DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-64}
 WARMUP=${WARMUP:-2s}
 SEED=${SEED:-10000}
-BENCHES=${BENCHES:-lookup create}
+BENCHES=${BENCHES:-lookup create detokenize}
+DETOK_BATCH=${DETOK_BATCH:-100}
 LOG_LEVEL=${LOG_LEVEL:-warn}
 IDLE=${IDLE:-10}
 PERF_DIR=${PERF_DIR:-}
@@ -87,11 +93,8 @@ case $SEED in '' | *[!0-9]* | 0) echo "vault.sh: SEED must be a positive integer
 case $IDLE in '' | *[!0-9]*) echo "vault.sh: IDLE must be a whole number of seconds" >&2; exit 2 ;; esac
 for b in $BENCHES; do
 	case $b in
-	lookup | create) ;;
-	# detokenize: not built yet. When POST /v1/detokenize lands, add it
-	# here and below (see "DETOKENIZE" further down), seeding tokens by
-	# tokenizing the seeded subjects' emails.
-	*) echo "vault.sh: unknown benchmark $b (lookup, create)" >&2; exit 2 ;;
+	lookup | create | detokenize) ;;
+	*) echo "vault.sh: unknown benchmark $b (lookup, create, detokenize)" >&2; exit 2 ;;
 	esac
 done
 
@@ -317,6 +320,22 @@ lookup_body() { printf '{"kind":"email","value":"user{{n}}@example.com"}'; }
 # another concurrency) has made.
 create_body() { printf '{"identifiers":{"email":"c%sr%su{{n}}@example.com"},"profile":{"name":"N{{n}}"}}' "$1" "$2"; }
 
+# detokenize_body is one batch of DETOK_BATCH tokens, one per seeded
+# subject (their emails, as random tokens), made once below.
+detokenize_body() { cat "$tmp/detokenize.json"; }
+make_tokens() {
+	local i id tok tokens=
+	printf 'Authorization: Bearer %s\n' "$(cat "$tmp/service.key")" >"$tmp/auth.header"
+	for i in $(seq 0 $((DETOK_BATCH - 1))); do
+		id=$(curl -fsS --cacert "$tmp/data/ca.crt" -H @"$tmp/auth.header" -H 'Content-Type: application/json' \
+			-d "{\"kind\":\"email\",\"value\":\"user$i@example.com\"}" "$url/v1/subjects/lookup" | jq -r .id)
+		tok=$(curl -fsS --cacert "$tmp/data/ca.crt" -H @"$tmp/auth.header" -H 'Content-Type: application/json' \
+			-d "{\"subject_id\":\"$id\",\"tokens\":[{\"field\":\"email\",\"value\":\"user$i@example.com\"}]}" "$url/v1/tokens" | jq -r '.tokens[0].token')
+		tokens="$tokens${tokens:+,}\"$tok\""
+	done
+	printf '{"purpose":"billing","tokens":[%s]}' "$tokens" >"$tmp/detokenize.json"
+}
+
 first_c=${CONCURRENCY%% *}
 echo "== seed: $SEED subjects at c=$first_c ($(wait_idle))"
 measure "seed" "$first_c" -method POST -path /v1/subjects -requests "$SEED" -warmup 0 -d 1h \
@@ -327,13 +346,19 @@ if [ "$(tr ' ' '\n' <<<"$line" | sed -n 's/^requests=//p')" != "$SEED" ]; then
 fi
 summary+=("seed c=$first_c (one run of $SEED creates on an empty vault): rps=$(field rps "$line") p50=$(field p50 "$line")ms p99=$(field p99 "$line")ms")
 
+case " $BENCHES " in
+*" detokenize "*)
+	[ "$SEED" -ge "$DETOK_BATCH" ] || { echo "vault.sh: detokenize needs -s of at least $DETOK_BATCH" >&2; exit 2; }
+	echo "== tokens: $DETOK_BATCH random tokens of seeded subjects' emails, one detokenize batch"
+	make_tokens ;;
+esac
+
 for b in $BENCHES; do
 	for c in $CONCURRENCY; do
 		case $b in
 		lookup) bench lookup "$c" lookup_body -method POST -path /v1/subjects/lookup -n-mod "$SEED" ;;
 		create) bench create "$c" create_body -method POST -path /v1/subjects ;;
-		# DETOKENIZE: the detokenize benchmark goes here, against the
-		# tokens of the seeded subjects; its target is in the issue.
+		detokenize) bench detokenize "$c" detokenize_body -method POST -path /v1/detokenize ;;
 		esac
 	done
 done
@@ -350,6 +375,9 @@ for s in "${summary[@]}"; do
 			printf "lookup: rps %.0f vs >= 10000: ratio %.2f; p99 %.3f ms vs < 20 ms: ratio %.2f\n", r, r / 10000, p, p / 20 }' ;;
 	"create c=64 "*)
 		awk -v r="$(field rps "$s")" 'BEGIN { printf "create: rps %.0f vs >= 3000: ratio %.2f\n", r, r / 3000 }' ;;
+	"detokenize c=64 "*)
+		awk -v r="$(field rps "$s")" -v n="$DETOK_BATCH" 'BEGIN {
+			printf "detokenize: %.0f values/s (%.0f req/s of %d tokens) vs >= 200000: ratio %.2f\n", r * n, r, n, r * n / 200000 }' ;;
 	esac
 done
 if [ "$contended" -gt 0 ]; then
