@@ -71,18 +71,25 @@ func (s *KeyStore) CreateSubjectKey(ctx context.Context, tenant, subjectID strin
 	if subjectID == "" {
 		return fmt.Errorf("create subject key in tenant %s: empty subject id", tenant)
 	}
-	res, err := s.db.write.ExecContext(ctx, `INSERT INTO subject_keys (tenant, subject_id, wrapped, kek_id, created_at)
-		SELECT ?1, ?2, ?3, ?4, ?5
-		WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = ?1 AND subject_id IN (?2, ''))`,
-		tenant, subjectID, k.Wrapped, k.KEKID, k.CreatedAt.UnixMicro())
-	if constraint(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
-		return lethe.Errorf(lethe.ECONFLICT, "subject %s already has a key", subjectID)
-	} else if err != nil {
-		return fmt.Errorf("create key of subject %s: %w", subjectID, err)
+	// Every create stores a key first: keys share commits (batch).
+	var n int64
+	err := s.db.batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO subject_keys (tenant, subject_id, wrapped, kek_id, created_at)
+			SELECT ?1, ?2, ?3, ?4, ?5
+			WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = ?1 AND subject_id IN (?2, ''))`,
+			tenant, subjectID, k.Wrapped, k.KEKID, k.CreatedAt.UnixMicro())
+		if constraint(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
+			return lethe.Errorf(lethe.ECONFLICT, "subject %s already has a key", subjectID)
+		} else if err != nil {
+			return fmt.Errorf("create key of subject %s: %w", subjectID, err)
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("create key of subject %s: %w", subjectID, err)
-	} else if n == 0 {
+	if n == 0 {
 		return s.missingKey(ctx, tenant, subjectID) // EGONE: the forget list names it
 	}
 	return nil

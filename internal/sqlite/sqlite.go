@@ -56,6 +56,10 @@ type DB struct {
 	path  string   // absolute
 	store store    // which of the two databases this is
 	stmts sync.Map // query → *sql.Stmt on the read pool
+
+	jobs    chan *writeJob // writes waiting for the group commit
+	quit    chan struct{}  // closed by Close
+	stopped chan struct{}  // closed when the committer has returned
 }
 
 // OpenData opens the data store database at path, creating the file with
@@ -105,6 +109,8 @@ func open(ctx context.Context, path string, s store) (*DB, error) {
 	readers := max(4, runtime.GOMAXPROCS(0))
 	db.read.SetMaxOpenConns(readers)
 	db.read.SetMaxIdleConns(readers) // a new connection costs a file open and four pragmas
+	db.jobs, db.quit, db.stopped = make(chan *writeJob), make(chan struct{}), make(chan struct{})
+	go db.committer()
 	if err := db.read.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s %s: %w", s.name, path, err)
@@ -148,6 +154,8 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the database. Operations in progress finish first.
 func (db *DB) Close() error {
+	close(db.quit)
+	<-db.stopped
 	var errs []error
 	db.stmts.Range(func(_, s any) bool {
 		errs = append(errs, s.(*sql.Stmt).Close())
