@@ -121,13 +121,9 @@ func (bv *benchVault) seed(b *testing.B, n int) []string {
 	return ids
 }
 
-// lookup is what POST /v1/subjects/lookup does: find, then read.
+// lookup is what POST /v1/subjects/lookup does.
 func (bv *benchVault) lookup(ctx context.Context, n int64) error {
-	id, err := findID(bv.v, ctx, benchActor, lethe.DefaultTenant, "email", benchEmail("user", n))
-	if err != nil {
-		return err
-	}
-	_, err = bv.v.ReadSubject(ctx, benchActor, lethe.DefaultTenant, id, lethe.ReadOptions{})
+	_, err := bv.v.LookupSubject(ctx, benchActor, lethe.DefaultTenant, "email", benchEmail("user", n), lethe.ReadOptions{})
 	return err
 }
 
