@@ -376,6 +376,13 @@ func (s *Service) LookupSubject(ctx context.Context, a lethe.Actor, tenant, kind
 	} else if err != nil {
 		return nil, err
 	}
+	return s.read(ctx, a, "subject.lookup", tenant, id, o, "by:"+kind)
+}
+
+// read opens a subject's current record, projects it for o and records the
+// audit event (action, or action_masked) before returning it. extra names
+// come first in the event's fields.
+func (s *Service) read(ctx context.Context, a lethe.Actor, action, tenant, id string, o lethe.ReadOptions, extra ...string) (*lethe.SubjectView, error) {
 	v, rec, _, err := s.current(ctx, tenant, id)
 	if err != nil {
 		return nil, err
@@ -384,11 +391,10 @@ func (s *Service) LookupSubject(ctx context.Context, a lethe.Actor, tenant, kind
 	if err != nil {
 		return nil, err
 	}
-	action := "subject.lookup"
 	if o.Masked {
-		action = "subject.lookup_masked"
+		action += "_masked"
 	}
-	if err := s.record(ctx, a, action, tenant, id, append([]string{"by:" + kind}, fields...)); err != nil {
+	if err := s.record(ctx, a, action, tenant, id, append(extra, fields...)); err != nil {
 		return nil, err
 	}
 	return view, nil
@@ -429,22 +435,7 @@ func (s *Service) ReadSubject(ctx context.Context, a lethe.Actor, tenant, id str
 	if err != nil {
 		return nil, err
 	}
-	v, rec, _, err := s.current(ctx, tenant, id)
-	if err != nil {
-		return nil, err
-	}
-	view, fields, err := project(v, rec, o)
-	if err != nil {
-		return nil, err
-	}
-	action := "subject.read"
-	if o.Masked {
-		action = "subject.read_masked"
-	}
-	if err := s.record(ctx, a, action, tenant, id, fields); err != nil {
-		return nil, err
-	}
-	return view, nil
+	return s.read(ctx, a, "subject.read", tenant, id, o)
 }
 
 // project selects and masks what a read returns, and lists the field names
