@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lethe-privacy/lethe"
 	"modernc.org/sqlite"
@@ -43,7 +41,7 @@ func NewVaultStore(db *DB) *VaultStore {
 // version must name sub's tenant and ID, and the version must be 1; anything
 // else is a bug in the caller and EINTERNAL.
 func (s *VaultStore) CreateSubject(ctx context.Context, sub *lethe.Subject, ids []lethe.SealedIdentifier, first *lethe.SealedVersion) error {
-	if err := checkNewSubject(sub, ids, first); err != nil {
+	if err := lethe.CheckNewSubject(sub, ids, first); err != nil {
 		return fmt.Errorf("create subject %s: %w", sub.ID, err)
 	}
 	// Creates are the vault's busiest write: they share commits (batch).
@@ -213,7 +211,7 @@ func (s *VaultStore) AppendVersion(ctx context.Context, v *lethe.SealedVersion, 
 	if v == nil {
 		return errors.New("append version: no version")
 	}
-	if err := checkIdentifiers(v.Tenant, v.SubjectID, set, remove); err != nil {
+	if err := lethe.CheckIdentifierChange(v.Tenant, v.SubjectID, set, remove); err != nil {
 		return fmt.Errorf("append version %d of subject %s: %w", v.Version, v.SubjectID, err)
 	}
 	tx, err := s.db.write.BeginTx(ctx, nil)
@@ -269,7 +267,7 @@ func (s *VaultStore) CreateTokens(ctx context.Context, tokens []lethe.SealedToke
 		return nil
 	}
 	for i, t := range tokens {
-		if !validToken(t.Token) {
+		if !lethe.StorableToken(t.Token) {
 			return fmt.Errorf("create tokens: token %d is not valid UTF-8 without NUL", i)
 		}
 	}
@@ -322,7 +320,7 @@ const tokensQuery = `SELECT token, subject_id, field, sealed, created_at FROM to
 func (s *VaultStore) Tokens(ctx context.Context, tenant string, tokens []string) ([]lethe.SealedToken, error) {
 	valid := make([]string, 0, len(tokens))
 	for _, t := range tokens {
-		if validToken(t) { // no other can be stored
+		if lethe.StorableToken(t) { // no other can be stored
 			valid = append(valid, t)
 		}
 	}
@@ -377,47 +375,6 @@ func (s *VaultStore) DeleteTenant(ctx context.Context, tenant string) (int, erro
 		return 0, fmt.Errorf("delete tenant %s: %w", tenant, err)
 	}
 	return int(n), nil
-}
-
-// checkNewSubject checks that the identifiers and first version belong to
-// sub and that the version is 1.
-func checkNewSubject(sub *lethe.Subject, ids []lethe.SealedIdentifier, first *lethe.SealedVersion) error {
-	switch {
-	case first == nil:
-		return errors.New("no first profile version")
-	case first.Tenant != sub.Tenant || first.SubjectID != sub.ID:
-		return fmt.Errorf("the first profile version names subject %s of tenant %s", first.SubjectID, first.Tenant)
-	case first.Version != 1:
-		return fmt.Errorf("the first profile version is %d, not 1", first.Version)
-	}
-	return checkIdentifiers(sub.Tenant, sub.ID, ids, nil)
-}
-
-// checkIdentifiers checks that the identifiers in set belong to subjectID
-// of tenant, and returns EINVALID if a kind appears twice in set, or in both
-// set and remove: which one should win is not clear.
-func checkIdentifiers(tenant, subjectID string, set []lethe.SealedIdentifier, remove []string) error {
-	kinds := make(map[string]bool, len(set))
-	for _, id := range set {
-		if id.Tenant != tenant || id.SubjectID != subjectID {
-			return fmt.Errorf("identifier %s names subject %s of tenant %s", id.Kind, id.SubjectID, id.Tenant)
-		}
-		if kinds[id.Kind] {
-			return lethe.Errorf(lethe.EINVALID, "more than one identifier of kind %s", id.Kind)
-		}
-		kinds[id.Kind] = true
-	}
-	for _, kind := range remove {
-		if kinds[kind] {
-			return lethe.Errorf(lethe.EINVALID, "identifier kind %s is both set and removed", kind)
-		}
-	}
-	return nil
-}
-
-// validToken reports whether t is a token both engines can store.
-func validToken(t string) bool {
-	return utf8.ValidString(t) && !strings.ContainsRune(t, 0)
 }
 
 func errNoSubject(id string) error {
