@@ -75,11 +75,24 @@ func Seal(k *Key, plaintext, ad []byte) []byte {
 // truncation, or a version byte it does not know. Open is safe for
 // concurrent use; k must not be nil.
 func Open(k *Key, sealed, ad []byte) ([]byte, error) {
+	return NewOpener(k).Open(sealed, ad)
+}
+
+// An Opener opens values sealed under one key. Making one costs the AES key
+// expansion and GCM setup that Open pays on every call, so a caller opening
+// many values under the same key (a batch of tokens of one subject) makes
+// one Opener and drops it when done. It is safe for concurrent use.
+type Opener struct{ aead cipher.AEAD }
+
+// NewOpener returns an Opener for k; k must not be nil.
+func NewOpener(k *Key) Opener { return Opener{aead: newAEAD(k)} }
+
+// Open is Open under the Opener's key.
+func (o Opener) Open(sealed, ad []byte) ([]byte, error) {
 	if len(sealed) < sealedV1Overhead || sealed[0] != sealV1 {
 		return nil, ErrOpen
 	}
-	aead := newAEAD(k)
-	pt, err := aead.Open(make([]byte, 0, len(sealed)-sealedV1Overhead), nil, sealed[1:], ad)
+	pt, err := o.aead.Open(make([]byte, 0, len(sealed)-sealedV1Overhead), nil, sealed[1:], ad)
 	if err != nil {
 		return nil, ErrOpen
 	}

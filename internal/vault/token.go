@@ -44,13 +44,16 @@ var subjectEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").Wit
 // TokenKeys are a tenant's keys for tokens, derived from the deployment's
 // token root key.
 type TokenKeys struct {
-	seal  Key
-	nonce Key
+	seal   Key
+	nonce  Key
+	opener Opener // under seal: a tenant's token key is long-lived, so its cipher is kept
 }
 
 // NewTokenKeys derives the token keys of a tenant from the root key.
 func NewTokenKeys(root *Key, tenant string) TokenKeys {
-	return TokenKeys{seal: DeriveKey(root, "token", tenant, ""), nonce: DeriveKey(root, "token-nonce", tenant, "")}
+	k := TokenKeys{seal: DeriveKey(root, "token", tenant, ""), nonce: DeriveKey(root, "token-nonce", tenant, "")}
+	k.opener = NewOpener(&k.seal)
+	return k
 }
 
 // NewSubjectID returns a random subject ID: "sub_" and 16 random bytes in
@@ -128,7 +131,7 @@ func (k *TokenKeys) SubjectOf(tenant, token string) (subjectID string, determini
 	if err != nil || len(blob) != tokenBlobBytes {
 		return "", false, false
 	}
-	raw, err := Open(&k.seal, blob, AD(tokenRefPurpose, tenant))
+	raw, err := k.opener.Open(blob, AD(tokenRefPurpose, tenant))
 	if err != nil || len(raw) != subjectIDBytes {
 		return "", false, false
 	}

@@ -201,6 +201,7 @@ func (s *Service) Detokenize(ctx context.Context, a lethe.Actor, tenant string, 
 			}
 		}
 		var current *record
+		opener := NewOpener(&dek)
 		fields := map[string]bool{}
 		for _, i := range idx {
 			row := byToken[tokens[i]]
@@ -209,7 +210,7 @@ func (s *Service) Detokenize(ctx context.Context, a lethe.Actor, tenant string, 
 			}
 			var value json.RawMessage
 			if len(row.Sealed) > 0 {
-				plain, err := Open(&dek, row.Sealed, tokenAD(tenant, sub, row.Field, row.Token))
+				plain, err := opener.Open(row.Sealed, tokenAD(tenant, sub, row.Field, row.Token))
 				if err != nil {
 					return nil, fmt.Errorf("open token value of subject %s: %w", sub, err)
 				}
