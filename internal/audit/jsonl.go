@@ -10,6 +10,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,6 +29,19 @@ type File struct {
 	err error // first write error; the log refuses everything after it
 }
 
+// encoder is a buffer with a JSON encoder writing into it, reused across
+// Records so that encoding a batch allocates little.
+type encoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var encoders = sync.Pool{New: func() any {
+	e := &encoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
 var _ lethe.Auditor = (*File)(nil)
 
 // OpenFile opens (or creates, mode 0600) the audit file at path for
@@ -45,20 +59,23 @@ func OpenFile(path string) (*File, error) {
 // the audit issue adds group-committed syncs). It fails, and keeps failing,
 // once a write has failed.
 func (l *File) Record(_ context.Context, events ...lethe.AuditEvent) error {
-	var b []byte
-	for _, e := range events {
-		line, err := json.Marshal(e)
-		if err != nil {
+	// Encode every event first, outside the lock, so that a batch is
+	// written whole or not at all. The encoder ends each event with a
+	// newline.
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	e.buf.Reset()
+	for i := range events {
+		if err := e.enc.Encode(&events[i]); err != nil {
 			return fmt.Errorf("encode audit event: %w", err)
 		}
-		b = append(append(b, line...), '\n')
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.err != nil {
 		return l.err
 	}
-	if _, err := l.w.Write(b); err != nil {
+	if _, err := l.w.Write(e.buf.Bytes()); err != nil {
 		l.err = fmt.Errorf("write audit log: %w", err)
 		return l.err
 	}
