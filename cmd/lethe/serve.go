@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
@@ -162,6 +163,7 @@ type server struct {
 	http          *http.Server
 	stores        *stores
 	audit         *audit.File
+	replay        sync.WaitGroup // the forget-list replay started with the server
 	log           *slog.Logger
 	timeout       time.Duration
 	done          chan error
@@ -252,6 +254,23 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	go func() { s.done <- s.http.Serve(ln) }()
+	// Erasures the data store may have forgotten (a restored backup) are
+	// replayed from the key store's forget list, beside serving: until
+	// then the restored rows are unreadable and reads of them answer 410.
+	s.replay.Add(1)
+	go func() {
+		defer s.replay.Done()
+		start := time.Now()
+		n, err := v.ReplayForgetList(ctx, nil)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			log.Info("forget-list replay stopped by shutdown", "replayed", n)
+		case err != nil:
+			log.Error("forget-list replay failed", "replayed", n, "err", err.Error())
+		default:
+			log.Info("forget list replayed", "entries", n, "duration_ms", time.Since(start).Milliseconds())
+		}
+	}()
 	if s.MasterKeyFile != "" {
 		fmt.Fprintf(out, "Master key made at %s (mode 0600). Without it no personal data can be read: back it up, apart from the key store's backups.\n", s.MasterKeyFile)
 	}
@@ -282,6 +301,7 @@ func (s *server) Wait() error {
 			serveErr = err
 		}
 	}
+	s.replay.Wait()
 	closeErr := errors.Join(s.audit.Close(), s.stores.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil

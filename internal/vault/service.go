@@ -736,3 +736,40 @@ func (s *Service) EraseTenant(ctx context.Context, a lethe.Actor, tenant string)
 	}
 	return f, nil
 }
+
+// ReplayForgetList deletes, again, the rows of every subject and tenant on
+// the forget list. The forget list lives in the key store, so after a data
+// store is restored from a backup older than some erasures, their rows are
+// back (unreadable: their keys are gone), holding identifiers that new
+// subjects may want. Replaying removes them. It is idempotent; for a
+// deployment that restored nothing it deletes nothing. progress, if not nil,
+// is called after each page with the number of entries replayed so far.
+func (s *Service) ReplayForgetList(ctx context.Context, progress func(done int)) (int, error) {
+	const page = 1000
+	var after lethe.Forgotten
+	done := 0
+	for {
+		entries, err := s.keys.ForgetList(ctx, after, page)
+		if err != nil {
+			return done, fmt.Errorf("read forget list: %w", err)
+		}
+		for _, f := range entries {
+			if f.SubjectID == "" {
+				_, err = s.store.DeleteTenant(ctx, f.Tenant)
+			} else {
+				err = s.store.DeleteSubject(ctx, f.Tenant, f.SubjectID)
+			}
+			if err != nil {
+				return done, fmt.Errorf("replay erasure: %w", err)
+			}
+			done++
+		}
+		if progress != nil && len(entries) > 0 {
+			progress(done)
+		}
+		if len(entries) < page {
+			return done, nil
+		}
+		after = entries[len(entries)-1]
+	}
+}

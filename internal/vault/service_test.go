@@ -472,6 +472,25 @@ func TestErasureReachesBackups(t *testing.T) {
 	if _, err := rv.ReadSubject(ctx, actor, "", keep.ID, lethe.ReadOptions{}); err != nil {
 		t.Errorf("a subject not erased is readable after the restore: %v", err)
 	}
+	// The restored rows still hold the erased subject's email: somebody
+	// registering with it again is refused until the forget list is replayed.
+	again := lethe.NewSubject{Identifiers: map[string]string{"email": "gone@example.com"}}
+	if _, err := rv.CreateSubject(ctx, actor, again); code(err) != lethe.ECONFLICT {
+		t.Fatalf("re-registering before the replay: got %v, want conflict", err)
+	}
+	n, err := rv.ReplayForgetList(ctx, nil)
+	if err != nil || n != 1 {
+		t.Fatalf("replay: got %d, %v; want 1 entry", n, err)
+	}
+	if _, err := sqlite.NewVaultStore(rdb).LatestVersion(ctx, lethe.DefaultTenant, s.ID); code(err) != lethe.ENOTFOUND {
+		t.Errorf("sealed row after the replay: got %v, want not_found", err)
+	}
+	if _, err := rv.CreateSubject(ctx, actor, again); err != nil {
+		t.Errorf("re-registering after the replay: %v", err)
+	}
+	if _, err := rv.ReadSubject(ctx, actor, "", s.ID, lethe.ReadOptions{}); code(err) != lethe.EGONE {
+		t.Errorf("erased subject after the replay: got %v, want gone", err)
+	}
 }
 
 func copyFile(t *testing.T, from, to string) {
