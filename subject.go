@@ -12,6 +12,7 @@ const DefaultTenant = "default"
 var (
 	tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 	kindRE   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	fieldRE  = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
 )
 
 // ValidTenant returns EINVALID unless name is a tenant name: 1 to 63 of
@@ -36,6 +37,18 @@ const (
 func ValidIdentifierKind(kind string) error {
 	if !kindRE.MatchString(kind) {
 		return Errorf(EINVALID, "identifier kind must be 1 to 63 characters of a-z, 0-9 and '_', starting with a letter")
+	}
+	return nil
+}
+
+// ValidFieldName returns EINVALID unless name can name a top-level profile
+// field or a token's field: 1 to 64 of A-Z, a-z, 0-9, '_', '.' and '-',
+// starting with a letter. Field names go into audit events, which must hold
+// no personal data, so a name cannot be an email address or free text; the
+// message does not repeat the name.
+func ValidFieldName(name string) error {
+	if !fieldRE.MatchString(name) {
+		return Errorf(EINVALID, "a field name must be 1 to 64 of A-Z, a-z, 0-9, '_', '.' and '-', starting with a letter")
 	}
 	return nil
 }

@@ -97,6 +97,7 @@ func TestSubjectBadInput(t *testing.T) {
 		{"identifiers wrong type", "POST", "/v1/subjects", `{"identifiers":["a"]}`, nil, 400, "identifiers"},
 		{"bad tenant", "POST", "/v1/subjects", `{"identifiers":{"login":"x"}}`, []string{"Lethe-Tenant", "Big Corp"}, 400, "tenant"},
 		{"bad purpose", "POST", "/v1/subjects", `{"identifiers":{"login":"x"}}`, []string{"Lethe-Purpose", "no spaces allowed"}, 400, "Lethe-Purpose"},
+		{"field name holding a value", "POST", "/v1/subjects", `{"identifiers":{"login":"x"},"profile":{"jane@example.com":true}}`, nil, 400, "field name"},
 		{"lookup bad kind", "POST", "/v1/subjects/lookup", `{"kind":"E-Mail","value":"x"}`, nil, 400, "kind"},
 	}
 	for _, tt := range tests {

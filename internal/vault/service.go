@@ -260,6 +260,11 @@ func profileObject(raw json.RawMessage) (json.RawMessage, map[string]json.RawMes
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return nil, nil, lethe.Errorf(lethe.EINVALID, "profile must be a JSON object")
 	}
+	for name := range obj {
+		if err := lethe.ValidFieldName(name); err != nil {
+			return nil, nil, lethe.Errorf(lethe.EINVALID, "profile: %s", lethe.ErrorMessage(err))
+		}
+	}
 	var b bytes.Buffer
 	if err := json.Compact(&b, raw); err != nil {
 		return nil, nil, lethe.Errorf(lethe.EINVALID, "profile must be a JSON object")
@@ -521,8 +526,14 @@ func (s *Service) UpdateSubject(ctx context.Context, a lethe.Actor, tenant, id s
 		if err := json.Unmarshal(c.Patch, &patch); err != nil {
 			return nil, lethe.Errorf(lethe.EINVALID, "profile patch must be JSON")
 		}
-		if _, ok := patch.(map[string]any); !ok {
+		obj, ok := patch.(map[string]any)
+		if !ok {
 			return nil, lethe.Errorf(lethe.EINVALID, "profile patch must be a JSON object (RFC 7396 merge patch)")
+		}
+		for name := range obj {
+			if err := lethe.ValidFieldName(name); err != nil {
+				return nil, lethe.Errorf(lethe.EINVALID, "profile patch: %s", lethe.ErrorMessage(err))
+			}
 		}
 	}
 	if len(c.Reason) > 1000 {

@@ -314,6 +314,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"bad kind", lethe.NewSubject{Identifiers: map[string]string{"E-Mail": "a@b.c"}}},
 		{"profile not an object", lethe.NewSubject{Identifiers: map[string]string{"email": "a@b.example"}, Profile: json.RawMessage(`[1]`)}},
 		{"bad tenant", lethe.NewSubject{Tenant: "Big Corp", Identifiers: map[string]string{"email": "a@b.example"}}},
+		{"personal data as a field name", lethe.NewSubject{Identifiers: map[string]string{"email": "a@b.example"}, Profile: json.RawMessage(`{"jane@example.com":1}`)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

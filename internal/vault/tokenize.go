@@ -60,8 +60,8 @@ func (s *Service) Tokenize(ctx context.Context, a lethe.Actor, tenant, subjectID
 	var detTokens []string
 	fields := map[string]bool{}
 	for i, r := range reqs {
-		if r.Field == "" || len(r.Field) > 128 {
-			return nil, lethe.Errorf(lethe.EINVALID, "token %d: field must be 1 to 128 bytes", i)
+		if err := lethe.ValidFieldName(r.Field); err != nil {
+			return nil, lethe.Errorf(lethe.EINVALID, "token %d: %s", i, lethe.ErrorMessage(err))
 		}
 		fields[r.Field] = true
 		row := lethe.SealedToken{Tenant: tenant, SubjectID: subjectID, Field: r.Field, CreatedAt: now}
