@@ -4,12 +4,11 @@ import (
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lethe-privacy/lethe/internal/migration"
 )
 
 // migrationFiles holds each store's schema as numbered SQL files,
@@ -35,22 +34,7 @@ const migrationLock int64 = 0x6c65746865
 
 // migrations returns the SQL of s's migrations; element i is version i+1.
 func migrations(s store) ([]string, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/"+s.tag+"/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	steps := make([]string, len(names))
-	for i, name := range names {
-		if want := fmt.Sprintf("%04d_", i+1); !strings.HasPrefix(path.Base(name), want) {
-			return nil, fmt.Errorf("migration %s: want a name starting %s", name, want)
-		}
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		steps[i] = string(b)
-	}
-	return steps, nil
+	return migration.Steps(migrationFiles, "migrations/"+s.tag)
 }
 
 // migrate applies the migrations the database lacks, each in its own

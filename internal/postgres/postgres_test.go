@@ -52,20 +52,20 @@ func TestDeploymentBinder(t *testing.T) {
 	}
 }
 
-type migration struct {
+type appliedMigration struct {
 	version   int
 	appliedAt time.Time
 }
 
-func appliedMigrations(t *testing.T, db *DB) []migration {
+func appliedMigrations(t *testing.T, db *DB) []appliedMigration {
 	t.Helper()
 	rows, err := db.pool.Query(t.Context(), `SELECT version, applied_at FROM schema_migrations ORDER BY version`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var applied []migration
+	var applied []appliedMigration
 	for rows.Next() {
-		var m migration
+		var m appliedMigration
 		if err := rows.Scan(&m.version, &m.appliedAt); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestConcurrentOpen(t *testing.T) {
 
 func TestReopen(t *testing.T) {
 	dsn := testsvc.Postgres(t)
-	var applied [2][]migration
+	var applied [2][]appliedMigration
 	for i := range applied {
 		db, err := OpenData(t.Context(), dsn)
 		if err != nil {

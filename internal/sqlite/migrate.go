@@ -5,10 +5,9 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"path"
-	"strings"
 	"time"
+
+	"github.com/lethe-privacy/lethe/internal/migration"
 )
 
 // migrationFiles holds each store's schema as numbered SQL files,
@@ -30,22 +29,7 @@ var (
 
 // migrations returns the SQL of s's migrations; element i is version i+1.
 func migrations(s store) ([]string, error) {
-	names, err := fs.Glob(migrationFiles, "migrations/"+s.tag+"/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	steps := make([]string, len(names))
-	for i, name := range names {
-		if want := fmt.Sprintf("%04d_", i+1); !strings.HasPrefix(path.Base(name), want) {
-			return nil, fmt.Errorf("migration %s: want a name starting %s", name, want)
-		}
-		b, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		steps[i] = string(b)
-	}
-	return steps, nil
+	return migration.Steps(migrationFiles, "migrations/"+s.tag)
 }
 
 // migrate applies the migrations db lacks, each in its own transaction.

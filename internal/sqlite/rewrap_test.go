@@ -25,23 +25,7 @@ func TestRewrapQueryPlans(t *testing.T) {
 	}
 	for _, table := range masterWrappedTables {
 		t.Run(table.kind, func(t *testing.T) {
-			rows, err := keys.read.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+table.next, "kek", "name", 10)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
+			plan := queryPlan(t, keys, table.next, "kek", "name", 10)
 			if !slices.Contains(plan, want[table.kind]) {
 				t.Errorf("plan: got %q, want a step %q", plan, want[table.kind])
 			}

@@ -342,23 +342,7 @@ func TestQueryPlans(t *testing.T) {
 			"SEARCH forget_list USING COVERING INDEX forget_list_erased_at ((erased_at,tenant,subject_id)>(?,?,?))"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rows, err := tc.db.read.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+tc.query, tc.args...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rows.Close()
-			var plan []string
-			for rows.Next() {
-				var id, parent, unused int
-				var detail string
-				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-					t.Fatal(err)
-				}
-				plan = append(plan, detail)
-			}
-			if err := rows.Err(); err != nil {
-				t.Fatal(err)
-			}
+			plan := queryPlan(t, tc.db, tc.query, tc.args...)
 			if !slices.Contains(plan, tc.want) {
 				t.Errorf("plan: got %q, want a step %q", plan, tc.want)
 			}
@@ -472,4 +456,27 @@ func BenchmarkVaultStore(b *testing.B) {
 
 func BenchmarkKeyStore(b *testing.B) {
 	storetest.BenchmarkKeyStore(b, NewKeyStore(openTest(b, OpenKeys, filepath.Join(b.TempDir(), "keys.db"))))
+}
+
+// queryPlan returns the details of SQLite's plan for query on db's read pool.
+func queryPlan(t *testing.T, db *DB, query string, args ...any) []string {
+	t.Helper()
+	rows, err := db.read.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return plan
 }
