@@ -203,27 +203,9 @@ echo "server:   $url (pid $server_pid, --log-level $LOG_LEVEL, --rate-limit 1000
 }
 echo "api key:  $(sed -n 's/^Created key \([^ ]*\) (role \([^)]*\)).*/\1, role \2/p' "$tmp/keys.err")"
 
-# median prints the median of the numbers on stdin (mean of the middle two
-# for an even count).
-median() {
-	sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-# field NAME LINE prints the value of NAME=value in a summary line,
-# without a unit.
-field() {
-	tr ' ' '\n' <<<"$2" | sed -n "s/^$1=\([0-9.]*\).*/\1/p"
-}
-
-# Where the two cores went during a run: the server's and loadgen's CPU
-# time, and what the rest of the machine used ("other") or the hypervisor
-# took ("steal"). Both of the last two should be near 0 for a clean run.
-hz=$(getconf CLK_TCK)
-cpu_stat() { # prints: busy steal (ticks, all CPUs)
-	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9; exit }' /proc/stat
-}
-proc_ticks() { # prints utime + stime of pid $1, in ticks
-	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
-}
+# median, field, hz, cpu_stat and proc_ticks.
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # wait_idle waits until the machine has used under 0.1 cores in each of
 # IDLE consecutive seconds, for at most 10 minutes, and prints how long it
