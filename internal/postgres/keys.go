@@ -13,9 +13,9 @@ import (
 
 var _ lethe.KeyStore = (*KeyStore)(nil)
 
-// KeyStore implements lethe.KeyStore in the key store. It is safe for
-// concurrent use, also by several lethe instances sharing the database.
-// Times are timestamptz, returned in UTC.
+// KeyStore implements lethe.KeyStore and lethe.CheckpointStore in the key
+// store. It is safe for concurrent use, also by several lethe instances
+// sharing the database. Times are timestamptz, returned in UTC.
 //
 // A key must never be stored for an erased subject or tenant, but under
 // PostgreSQL's default isolation a create and a destruction running at once

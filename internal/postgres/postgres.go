@@ -9,7 +9,9 @@
 // subjects, their identifiers as blind indexes, their profile versions and
 // tokens, everything personal sealed under the subject's data key. The key
 // store (KeyStore) holds those data keys and the tenants' keys, wrapped;
-// deployment secrets; and the forget list of erased subjects and tenants.
+// deployment secrets; the forget list of erased subjects and tenants; and
+// the audit log's latest signed checkpoint, kept apart from the log so that
+// a rollback of the log is detected.
 //
 // It talks to PostgreSQL through pgx and its pool directly. Errors never
 // quote the DSN, which may hold a password.

@@ -13,8 +13,8 @@ import (
 
 var _ lethe.KeyStore = (*KeyStore)(nil)
 
-// KeyStore implements lethe.KeyStore in the key store. It is safe for
-// concurrent use.
+// KeyStore implements lethe.KeyStore and lethe.CheckpointStore in the key
+// store. It is safe for concurrent use.
 //
 // A key is never stored for an erased subject or tenant: every write runs on
 // the DB's one write connection, and a key is created by a single statement

@@ -51,6 +51,12 @@ func TestKeyStore(t *testing.T) {
 	})
 }
 
+func TestCheckpointStore(t *testing.T) {
+	storetest.TestCheckpointStore(t, func(t *testing.T) lethe.CheckpointStore {
+		return NewKeyStore(openTest(t, OpenKeys, filepath.Join(t.TempDir(), "keys.db")))
+	})
+}
+
 func TestDeploymentBinder(t *testing.T) {
 	for name, open := range map[string]func(context.Context, string) (*DB, error){"data": OpenData, "keys": OpenKeys} {
 		t.Run(name, func(t *testing.T) {
