@@ -56,6 +56,7 @@ const (
 	PermTokensCreate       Permission = "tokens.create"        // turn a subject's value into a token
 	PermTokensDetokenize   Permission = "tokens.detokenize"    // turn tokens back into values, for a purpose
 	PermTenantsErase       Permission = "tenants.erase"        // erase a whole tenant (key destruction)
+	PermAuditRead          Permission = "audit.read"           // read a subject's audit events with their proofs
 )
 
 // Permissions lists every permission that needs credentials, in a stable
@@ -63,17 +64,17 @@ const (
 var Permissions = []Permission{
 	PermSelf, PermKeysManage, PermMetrics,
 	PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase,
-	PermTokensCreate, PermTokensDetokenize, PermTenantsErase,
+	PermTokensCreate, PermTokensDetokenize, PermTenantsErase, PermAuditRead,
 }
 
 // rolePermissions is the permission matrix: least privilege, so a role has
 // only what its job needs.
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics, PermTenantsErase},
-	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase},
+	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase, PermAuditRead},
 	RoleSupport: {PermSelf, PermSubjectsReadMasked},
 	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase, PermTokensCreate, PermTokensDetokenize},
-	RoleAuditor: {PermSelf, PermMetrics},
+	RoleAuditor: {PermSelf, PermMetrics, PermAuditRead},
 }
 
 // Can reports whether role r holds permission p. Every role holds

@@ -142,6 +142,7 @@ type AuditEvent struct {
 	SubjectID string    `json:"subject_id,omitempty"`
 	Purpose   string    `json:"purpose,omitempty"`
 	Fields    []string  `json:"fields,omitempty"`
+	Resource  string    `json:"resource,omitempty"` // what was acted on when not a subject, e.g. "audit:entries/0-65535"
 }
 
 // Auditor records audit events. If Record fails, the operation that needed

@@ -16,19 +16,22 @@ import (
 // a flag wins. Secrets are never taken from flags: a database password goes
 // in the environment (LETHE_STORE, PGPASSWORD) or a pgpass file.
 type Config struct {
-	DataDir         string        // --data-dir, LETHE_DATA_DIR
-	Addr            string        // --addr, LETHE_ADDR
-	Store           string        // --store, LETHE_STORE: "" (SQLite in DataDir) or postgres://…
-	KeyStore        string        // --key-store, LETHE_KEY_STORE: "" (DataDir/keys.db), a file path or postgres://…
-	TLSCert         string        // --tls-cert, LETHE_TLS_CERT
-	TLSKey          string        // --tls-key, LETHE_TLS_KEY
-	InsecureHTTP    bool          // --insecure-http: plain HTTP, loopback only
-	MaxBodyBytes    int64         // --max-body-bytes, LETHE_MAX_BODY_BYTES
-	RateLimit       float64       // --rate-limit, LETHE_RATE_LIMIT: requests/s per principal
-	RateBurst       int           // --rate-burst, LETHE_RATE_BURST
-	LogLevel        string        // --log-level, LETHE_LOG_LEVEL: debug, info, warn, error
-	ShutdownTimeout time.Duration // --shutdown-timeout: how long in-flight requests may take to finish
-	KeyCacheSize    int           // --key-cache, LETHE_KEY_CACHE: unwrapped subject keys kept in memory
+	DataDir          string        // --data-dir, LETHE_DATA_DIR
+	Addr             string        // --addr, LETHE_ADDR
+	Store            string        // --store, LETHE_STORE: "" (SQLite in DataDir) or postgres://…
+	KeyStore         string        // --key-store, LETHE_KEY_STORE: "" (DataDir/keys.db), a file path or postgres://…
+	TLSCert          string        // --tls-cert, LETHE_TLS_CERT
+	TLSKey           string        // --tls-key, LETHE_TLS_KEY
+	InsecureHTTP     bool          // --insecure-http: plain HTTP, loopback only
+	MaxBodyBytes     int64         // --max-body-bytes, LETHE_MAX_BODY_BYTES
+	RateLimit        float64       // --rate-limit, LETHE_RATE_LIMIT: requests/s per principal
+	RateBurst        int           // --rate-burst, LETHE_RATE_BURST
+	LogLevel         string        // --log-level, LETHE_LOG_LEVEL: debug, info, warn, error
+	ShutdownTimeout  time.Duration // --shutdown-timeout: how long in-flight requests may take to finish
+	KeyCacheSize     int           // --key-cache, LETHE_KEY_CACHE: unwrapped subject keys kept in memory
+	AuditPublish     string        // --audit-publish, LETHE_AUDIT_PUBLISH: where else checkpoints go (files, URLs), comma-separated
+	AuditRetention   time.Duration // --audit-retention, LETHE_AUDIT_RETENTION: prune audit events older than this; 0 keeps all
+	AuditStartNewLog bool          // --audit-start-new-log: set a damaged audit log aside and begin a new one
 
 	masterKeyEnv string // LETHE_MASTER_KEY: base64 master key; never a flag
 }
@@ -63,6 +66,14 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	env("LETHE_TLS_CERT", &c.TLSCert)
 	env("LETHE_TLS_KEY", &c.TLSKey)
 	env("LETHE_LOG_LEVEL", &c.LogLevel)
+	env("LETHE_AUDIT_PUBLISH", &c.AuditPublish)
+	if v := getenv("LETHE_AUDIT_RETENTION"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("environment variable LETHE_AUDIT_RETENTION=%q is not a duration (like 8760h)", v)
+		}
+		c.AuditRetention = d
+	}
 	c.masterKeyEnv = getenv("LETHE_MASTER_KEY")
 	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst, "LETHE_KEY_CACHE": &c.KeyCacheSize} {
 		v := getenv(name)
@@ -95,6 +106,9 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get to finish on SIGINT/SIGTERM")
 	fs.IntVar(&c.KeyCacheSize, "key-cache", c.KeyCacheSize, "unwrapped subject keys kept in memory (0 turns the cache off)")
+	fs.StringVar(&c.AuditPublish, "audit-publish", c.AuditPublish, "also send every audit checkpoint to these places, comma-separated: file paths, or https:// URLs to POST it to")
+	fs.BoolVar(&c.AuditStartNewLog, "audit-start-new-log", c.AuditStartNewLog, "if the audit log is damaged or rolled back, move it aside (kept as evidence) and begin a new one instead of refusing to start")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "prune audit events older than this (e.g. 26280h for 3 years); 0 keeps them all")
 	return nil
 }
 
@@ -143,6 +157,17 @@ func (c *Config) Validate(fromFlags map[string]bool) error {
 	if isPostgresURL(c.Store) && isPostgresURL(c.KeyStore) && sameDatabase(c.Store, c.KeyStore) {
 		return usageErrorf("--store and --key-store name the same database; the key store must be a separate database so keys never travel in data backups")
 	}
+	if c.AuditRetention < 0 || (c.AuditRetention > 0 && c.AuditRetention < 24*time.Hour) {
+		return usageErrorf("--audit-retention must be 0 (keep all) or at least 24h, not %s", c.AuditRetention)
+	}
+	for _, p := range c.auditPublish() {
+		if strings.HasPrefix(p, "http://") {
+			return usageErrorf("--audit-publish URL %q must use https://", p)
+		}
+		if !strings.HasPrefix(p, "https://") && !filepath.IsAbs(p) {
+			return usageErrorf("--audit-publish %q must be an absolute file path or an https:// URL", p)
+		}
+	}
 	if c.KeyStore == "" {
 		c.KeyStore = filepath.Join(c.DataDir, "keys.db")
 	}
@@ -190,4 +215,15 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// auditPublish returns the places --audit-publish names.
+func (c *Config) auditPublish() []string {
+	var out []string
+	for _, p := range strings.Split(c.AuditPublish, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

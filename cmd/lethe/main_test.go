@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -334,8 +335,8 @@ func TestBootstrapRegistersLeftoverAdminKey(t *testing.T) {
 	in.shutdown(t)
 	// A start that crashed after writing admin.key but before storing the
 	// key looks like this: the file without a store.
-	for _, f := range []string{"data.db", "data.db-wal", "data.db-shm", "keys.db", "keys.db-wal", "keys.db-shm"} {
-		os.Remove(filepath.Join(dir, f))
+	for _, f := range []string{"data.db", "data.db-wal", "data.db-shm", "keys.db", "keys.db-wal", "keys.db-shm", "audit"} {
+		os.RemoveAll(filepath.Join(dir, f))
 	}
 	again := serve(t, dir, nil)
 	if _, err := again.client(t, secret).WhoAmI(context.Background()); err != nil {
@@ -386,6 +387,27 @@ func TestServeOnPostgres(t *testing.T) {
 	}
 	if got, err := second.client(t, svc.Secret).ReadSubject(ctx, created.ID, client.ReadOptions{}); err != nil || got.Identifiers["email"] != "pg@example.com" {
 		t.Fatalf("second instance reading a subject of the first: got %+v, %v", got, err)
+	}
+	// Both instances append to one audit log in the data store: it holds
+	// the events of both and verifies as one.
+	in.shutdown(t)
+	second.shutdown(t)
+	ka, _ := os.ReadFile(filepath.Join(dir, "audit", verifierKeyFile))
+	kb, _ := os.ReadFile(filepath.Join(second.dataDir, "audit", verifierKeyFile))
+	if len(ka) == 0 || string(ka) != string(kb) {
+		t.Errorf("the two instances name different audit logs: %q, %q", ka, kb)
+	}
+	code, out, cliErr := runCLI(map[string]string{"LETHE_STORE": data, "LETHE_KEY_STORE": keys}, "audit", "verify", "--data-dir", dir, "--json")
+	var r struct {
+		Entries, Sealed uint64
+		Problems        []any
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil || len(r.Problems) != 0 || r.Entries < 2 || r.Sealed != r.Entries {
+		t.Errorf("audit verify of the shared log: exit %d %s %s", code, out, cliErr)
+	}
+	code, out, cliErr = runCLI(map[string]string{"LETHE_STORE": data}, "audit", "export", "--data-dir", second.dataDir, "--subject", created.ID)
+	if code != 0 || !strings.Contains(out, "subject.create") || !strings.Contains(out, "subject.read") {
+		t.Errorf("audit export from the shared log: exit %d %s %s", code, out, cliErr)
 	}
 	// A third instance without the master key refuses to start and makes
 	// no stray keyring.

@@ -88,7 +88,7 @@ func (m *Main) rotateMaster(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("open master key: %w", err)
 	}
-	keys, closeKeys, err := openKeyRewrapper(ctx, cfg.KeyStore)
+	keys, closeKeys, err := openKeyStore(ctx, cfg.KeyStore)
 	if err != nil {
 		return err
 	}
@@ -120,9 +120,17 @@ func (m *Main) rotateMaster(ctx context.Context, args []string) error {
 	return nil
 }
 
-// openKeyRewrapper opens the key store at dsn (a SQLite file, which must
-// exist, or a postgres:// URL) and returns it with its closer.
-func openKeyRewrapper(ctx context.Context, dsn string) (lethe.KeyRewrapper, func(), error) {
+// keyStoreAdmin is what the admin commands need of a key store: rewrapping
+// keys and reading the audit log's anchored checkpoint.
+type keyStoreAdmin interface {
+	lethe.KeyRewrapper
+	lethe.CheckpointStore
+}
+
+// openKeyStore opens the key store at dsn (a SQLite file, which must
+// exist, or a postgres:// URL) for an admin command and returns it with its
+// closer.
+func openKeyStore(ctx context.Context, dsn string) (keyStoreAdmin, func(), error) {
 	if isPostgresURL(dsn) {
 		db, err := postgres.OpenKeys(ctx, dsn)
 		if err != nil {

@@ -34,6 +34,10 @@ func NewMain() *Main {
 // errUsage marks errors that come from bad command-line use; they exit 2.
 var errUsage = errors.New("usage error")
 
+// errSilentFailure exits 1 for a command that has already said what failed
+// (a verification that found problems).
+var errSilentFailure = errors.New("failed")
+
 const usage = `lethe is a privacy engine for application backends.
 
 Usage:
@@ -43,6 +47,10 @@ Usage:
   lethe keys list
   lethe keys revoke KEY_ID
   lethe keys rotate-master [--data-dir DIR] [--key-store DSN] [--rewrap-only]
+  lethe audit verify [--key KEY] [--checkpoint FILE]...
+  lethe audit export --subject ID [--out FILE]
+  lethe audit verify-proof --key KEY FILE
+  lethe audit key
   lethe version
 
 Run 'lethe COMMAND -h' for a command's flags. Docs: docs/ in the repository.
@@ -62,6 +70,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.demo(ctx, args[1:])
 	case "keys":
 		err = m.keys(ctx, args[1:])
+	case "audit":
+		err = m.audit(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintf(m.Stdout, "lethe %s (%s)\n", binaryVersion(), runtime.Version())
 	case "help", "-h", "--help":
@@ -78,6 +88,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(m.Stderr, "lethe %s: %v\n", args[0], err)
 		return 2
+	case errors.Is(err, errSilentFailure):
+		return 1
 	default:
 		fmt.Fprintf(m.Stderr, "lethe %s: %v\n", args[0], err)
 		return 1

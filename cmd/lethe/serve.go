@@ -21,7 +21,6 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/api"
-	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/certs"
 	"github.com/lethe-privacy/lethe/internal/postgres"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
@@ -77,6 +76,13 @@ type stores struct {
 	apiKeys  lethe.APIKeyStore
 	vault    lethe.VaultStore
 	keyStore lethe.KeyStore
+	// checkpoints is the key store's anchor for the audit log.
+	checkpoints lethe.CheckpointStore
+	// deployment is the ID binding data store and key store.
+	deployment string
+	// sharedAudit is the audit log every instance on a PostgreSQL data
+	// store shares; nil with SQLite, where the log is in the data directory.
+	sharedAudit *postgres.AuditLog
 }
 
 // closer is what both engines' databases offer.
@@ -100,6 +106,10 @@ func openStores(ctx context.Context, cfg Config, log *slog.Logger) (*stores, err
 			return nil, fmt.Errorf("open data store (PostgreSQL): %w", err)
 		}
 		s.data, s.apiKeys, s.vault = db, postgres.NewAPIKeyStore(db), postgres.NewVaultStore(db)
+		if s.sharedAudit, err = postgres.NewAuditLog(ctx, db); err != nil {
+			db.Close()
+			return nil, err
+		}
 	} else {
 		db, err := sqlite.OpenData(ctx, filepath.Join(cfg.DataDir, "data.db"))
 		if err != nil {
@@ -113,14 +123,16 @@ func openStores(ctx context.Context, cfg Config, log *slog.Logger) (*stores, err
 			s.data.Close()
 			return nil, fmt.Errorf("open key store (PostgreSQL): %w", err)
 		}
-		s.keys, s.keyStore = db, postgres.NewKeyStore(db)
+		ks := postgres.NewKeyStore(db)
+		s.keys, s.keyStore, s.checkpoints = db, ks, ks
 	} else {
 		db, err := sqlite.OpenKeys(ctx, cfg.KeyStore)
 		if err != nil {
 			s.data.Close()
 			return nil, fmt.Errorf("open key store: %w", err)
 		}
-		s.keys, s.keyStore = db, sqlite.NewKeyStore(db)
+		ks := sqlite.NewKeyStore(db)
+		s.keys, s.keyStore, s.checkpoints = db, ks, ks
 	}
 	if err := bindDeployment(ctx, s, log); err != nil {
 		s.Close()
@@ -148,6 +160,7 @@ func bindDeployment(ctx context.Context, s *stores, log *slog.Logger) error {
 	if dataID != keysID {
 		return fmt.Errorf("data store belongs to deployment %s but key store to %s: they are not a pair (was one of them restored from another deployment's backup?)", dataID, keysID)
 	}
+	s.deployment = keysID
 	if keysID == candidate {
 		log.Info("new deployment", "deployment_id", keysID)
 	}
@@ -162,8 +175,9 @@ type server struct {
 	AdminKeyFile  string // set when this start made the bootstrap admin key
 	http          *http.Server
 	stores        *stores
-	audit         *audit.File
-	replay        sync.WaitGroup // the forget-list replay started with the server
+	audit         auditLog
+	VerifierKey   string         // the audit log's checkpoint verifier key
+	background    sync.WaitGroup // the forget-list replay and the audit pruner
 	log           *slog.Logger
 	timeout       time.Duration
 	done          chan error
@@ -197,7 +211,8 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	if kms.created {
 		s.MasterKeyFile = kms.path
 	}
-	if s.audit, err = audit.OpenFile(filepath.Join(cfg.DataDir, "audit.jsonl")); err != nil {
+	var newVerifier bool
+	if s.audit, s.VerifierKey, newVerifier, err = openAudit(ctx, cfg, st, kms.LocalKMS, log); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -237,6 +252,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	a := api.New(api.Options{
 		Keys:         st.apiKeys,
 		Vault:        v,
+		Audit:        s.audit,
 		Ready:        map[string]lethe.Pinger{"data_store": st.data, "key_store": st.keys, "audit_log": s.audit},
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
@@ -257,9 +273,9 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	// Erasures the data store may have forgotten (a restored backup) are
 	// replayed from the key store's forget list, beside serving: until
 	// then the restored rows are unreadable and reads of them answer 410.
-	s.replay.Add(1)
+	s.background.Add(1)
 	go func() {
-		defer s.replay.Done()
+		defer s.background.Done()
 		start := time.Now()
 		n, err := v.ReplayForgetList(ctx, nil)
 		switch {
@@ -273,6 +289,16 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	}()
 	if s.MasterKeyFile != "" {
 		fmt.Fprintf(out, "Master key made at %s (mode 0600). Without it no personal data can be read: back it up, apart from the key store's backups.\n", s.MasterKeyFile)
+	}
+	if cfg.AuditRetention > 0 {
+		s.background.Add(1)
+		go func() {
+			defer s.background.Done()
+			pruneAudit(ctx, s.audit, cfg.AuditRetention, log)
+		}()
+	}
+	if newVerifier {
+		fmt.Fprintf(out, "Audit log checkpoints are signed; their verifier key (also in %s):\n  %s\nKeep a copy outside this machine: 'lethe audit verify --key' with it proves the log was not altered.\n", filepath.Join(auditDir(cfg.DataDir), verifierKeyFile), s.VerifierKey)
 	}
 	if s.AdminKeyFile != "" {
 		fmt.Fprintf(out, "Admin API key written to %s (mode 0600). Keep it secret; make other keys with 'lethe keys create'.\n", s.AdminKeyFile)
@@ -301,7 +327,7 @@ func (s *server) Wait() error {
 			serveErr = err
 		}
 	}
-	s.replay.Wait()
+	s.background.Wait()
 	closeErr := errors.Join(s.audit.Close(), s.stores.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil

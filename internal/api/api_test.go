@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -15,41 +16,49 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/api"
+	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
 	"github.com/lethe-privacy/lethe/internal/vault"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/openapi.json from the code")
 
-// memAudit keeps audit events in memory for the tests.
-type memAudit struct {
-	mu     sync.Mutex
-	events []lethe.AuditEvent
-}
-
-func (m *memAudit) Record(_ context.Context, events ...lethe.AuditEvent) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.events = append(m.events, events...)
-	return nil
+// auditFiles returns every byte the audit log has written, all files
+// together, to search for personal values.
+func (f *fixture) auditFiles(t *testing.T) []byte {
+	t.Helper()
+	var all []byte
+	err := filepath.WalkDir(f.auditDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		all = append(all, b...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
 }
 
 type fixture struct {
-	audit *memAudit
-	vault lethe.Vault
-	srv   *api.Server
-	http  *httptest.Server
-	keys  lethe.APIKeyStore
-	logs  *bytes.Buffer
-	admin string
-	now   time.Time
+	audit    *audit.Log
+	auditDir string
+	vault    lethe.Vault
+	srv      *api.Server
+	http     *httptest.Server
+	keys     lethe.APIKeyStore
+	logs     *bytes.Buffer
+	admin    string
+	now      time.Time
 }
 
 func newFixture(t *testing.T, o api.Options) *fixture {
@@ -69,7 +78,11 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{keys: sqlite.NewAPIKeyStore(db), logs: &bytes.Buffer{}, now: time.Now(), audit: &memAudit{}}
+	f := &fixture{keys: sqlite.NewAPIKeyStore(db), logs: &bytes.Buffer{}, now: time.Now(), auditDir: filepath.Join(dir, "audit")}
+	f.audit = audittest.Open(t, f.auditDir, sqlite.NewKeyStore(keysDB))
+	if o.Audit == nil {
+		o.Audit = f.audit
+	}
 	if o.Vault == nil {
 		o.Vault, err = vault.New(ctx, vault.Config{Store: sqlite.NewVaultStore(db), Keys: sqlite.NewKeyStore(keysDB), KMS: kms, Audit: f.audit})
 		if err != nil {
@@ -197,6 +210,8 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		return rt.Path, fmt.Sprintf(`{"purpose":"billing","tokens":[%q,%q]}`, toks[0].Token, toks[0].Token)
 	case "PATCH /v1/subjects/{id}":
 		return "/v1/subjects/" + newSubject(), `{"profile":{"x":1},"reason":"matrix"}`
+	case "GET /v1/audit":
+		return rt.Path + "?subject=" + newSubject(), ""
 	}
 	if strings.Contains(rt.Path, "{id}") && strings.HasPrefix(rt.Path, "/v1/subjects/") {
 		return strings.Replace(rt.Path, "{id}", newSubject(), 1), ""

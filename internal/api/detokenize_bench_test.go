@@ -14,14 +14,14 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/api"
-	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
 	"github.com/lethe-privacy/lethe/internal/vault"
 )
 
 // BenchmarkDetokenizeHTTP sends POST /v1/detokenize with 100 tokens of 100
 // subjects through the whole handler stack (no network, no TLS), with the
-// audit log in a file as the server keeps it.
+// server's audit log (durable, group-committed, checkpointed).
 func BenchmarkDetokenizeHTTP(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -38,11 +38,7 @@ func BenchmarkDetokenizeHTTP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	auditLog, err := audit.OpenFile(filepath.Join(dir, "audit.jsonl"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { auditLog.Close() })
+	auditLog := audittest.Open(b, filepath.Join(dir, "audit"), sqlite.NewKeyStore(keysDB))
 	v, err := vault.New(ctx, vault.Config{Store: sqlite.NewVaultStore(data), Keys: sqlite.NewKeyStore(keysDB), KMS: kms, Audit: auditLog})
 	if err != nil {
 		b.Fatal(err)

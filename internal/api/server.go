@@ -29,6 +29,7 @@ import (
 type Options struct {
 	Keys         lethe.APIKeyStore       // required
 	Vault        lethe.Vault             // required
+	Audit        lethe.AuditTrail        // required
 	Ready        map[string]lethe.Pinger // dependencies /readyz checks, by name
 	Logger       *slog.Logger            // default: discard
 	Now          lethe.Now               // default: time.Now
@@ -41,6 +42,7 @@ type Options struct {
 type Server struct {
 	keys    lethe.APIKeyStore
 	vault   lethe.Vault
+	audit   lethe.AuditTrail
 	ready   map[string]lethe.Pinger
 	log     *slog.Logger
 	now     lethe.Now
@@ -54,7 +56,7 @@ type Server struct {
 
 // New builds a Server.
 func New(o Options) *Server {
-	s := &Server{keys: o.Keys, vault: o.Vault, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
+	s := &Server{keys: o.Keys, vault: o.Vault, audit: o.Audit, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -122,6 +124,7 @@ func (s *Server) buildRoutes() []Route {
 		{Method: "DELETE", Path: "/v1/tenants/{tenant}", Permission: lethe.PermTenantsErase, Summary: "Erase a whole tenant: destroy its key (and so every subject key under it), then delete its data; the body must confirm the tenant's name", Request: eraseTenantRequest{}, Response: erasureResponse{}, Status: 200, Errors: []int{400, 404}, handle: s.eraseTenant},
 		{Method: "POST", Path: "/v1/tokens", Permission: lethe.PermTokensCreate, Summary: "Turn a subject's values (or references to its fields) into opaque tokens; deterministic on request", Request: tokenizeRequest{}, Response: tokenizeResponse{}, Status: 201, Errors: []int{400, 404, 410, 413, 415}, handle: s.tokenize},
 		{Method: "POST", Path: "/v1/detokenize", Permission: lethe.PermTokensDetokenize, Summary: "Turn up to 10,000 tokens back into values for a purpose; each answers ok, gone, not_found or denied (a single token answers 410/404/403)", Request: detokenizeRequest{}, Response: detokenizeResponse{}, Status: 200, Errors: []int{400, 404, 410, 413, 415}, handle: s.detokenize},
+		{Method: "GET", Path: "/v1/audit", Permission: lethe.PermAuditRead, Summary: "A subject's audit events (subject=ID, after=INDEX, limit=1..1000, default 100), each with an RFC 6962 inclusion proof against a C2SP signed checkpoint; verify offline with 'lethe audit verify-proof'", Response: lethe.AuditBundle{}, Status: 200, Errors: []int{400, 503}, handle: s.auditEvents},
 		{Method: "DELETE", Path: "/v1/subjects/{id}", Permission: lethe.PermSubjectsErase, Summary: "Erase a subject: destroy its key, then delete its data; later reads answer 410", Response: erasureResponse{}, Status: 200, Errors: []int{400, 404}, handle: s.eraseSubject},
 	}
 }

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
 	"github.com/lethe-privacy/lethe/internal/vault"
 )
@@ -47,8 +47,8 @@ type benchVault struct {
 	dir   string
 }
 
-// newBenchVault opens the stores and the service. auditTo is "file" for the
-// server's own audit log (audit.jsonl in the directory) or "discard".
+// newBenchVault opens the stores and the service. auditTo is "log" for the
+// server's own audit log (durable, in audit/ in the directory) or "discard".
 func newBenchVault(b *testing.B, auditTo string) *benchVault {
 	b.Helper()
 	ctx := context.Background()
@@ -67,13 +67,8 @@ func newBenchVault(b *testing.B, auditTo string) *benchVault {
 		b.Fatal(err)
 	}
 	var auditor lethe.Auditor = discardAuditor{}
-	if auditTo == "file" {
-		f, err := audit.OpenFile(filepath.Join(dir, "audit.jsonl"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { f.Close() })
-		auditor = f
+	if auditTo == "log" {
+		auditor = audittest.Open(b, filepath.Join(dir, "audit"), sqlite.NewKeyStore(keys))
 	}
 	bv := &benchVault{store: sqlite.NewVaultStore(data), keys: sqlite.NewKeyStore(keys), dir: dir}
 	bv.v, err = vault.New(ctx, vault.Config{Store: bv.store, Keys: bv.keys, KMS: kms, Audit: auditor})
@@ -134,7 +129,7 @@ func (bv *benchVault) lookup(ctx context.Context, n int64) error {
 // both cores busy. Every subject key is in the service's cache, as it is
 // in a server that created the subjects.
 func BenchmarkVaultLookup(b *testing.B) {
-	for _, auditTo := range []string{"file", "discard"} {
+	for _, auditTo := range []string{"log", "discard"} {
 		bv := newBenchVault(b, auditTo)
 		bv.seed(b, benchSubjects)
 		ctx, cancel := context.WithCancel(context.Background()) // cancellable, as a request's is
@@ -170,7 +165,7 @@ func BenchmarkVaultLookup(b *testing.B) {
 // the subject in the data store), each commit with an fsync of the WAL; the
 // parallel sub-benchmark shows how far 64 concurrent callers get past that.
 func BenchmarkVaultCreate(b *testing.B) {
-	bv := newBenchVault(b, "file")
+	bv := newBenchVault(b, "log")
 	var next atomic.Int64
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
@@ -282,48 +277,11 @@ func BenchmarkVaultStoreWrites(b *testing.B) {
 	})
 }
 
-// BenchmarkAuditFile prices the server's audit log per lookup: a lookup
-// records two events (subject.find, then subject.read), today in two
-// calls, each a JSON encoding and a write(2) under the log's lock. One
-// call with both events makes one write.
-func BenchmarkAuditFile(b *testing.B) {
-	l, err := audit.OpenFile(filepath.Join(b.TempDir(), "audit.jsonl"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	ctx := context.Background()
-	ev := func(action string) lethe.AuditEvent {
-		return lethe.AuditEvent{Time: time.Now().UTC(), Action: action, Outcome: "ok", KeyID: "key_675ezxbchdv7errq", Role: lethe.RoleService,
-			RequestID: "req_0123456789abcdef", Tenant: lethe.DefaultTenant, SubjectID: vault.NewSubjectID(), Fields: []string{"email", "name"}}
-	}
-	find, read := ev("subject.find"), ev("subject.read")
-	b.Run("two-calls", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := l.Record(ctx, find); err != nil {
-				b.Fatal(err)
-			}
-			if err := l.Record(ctx, read); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("one-call", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := l.Record(ctx, find, read); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
 // BenchmarkVaultDetokenize detokenizes one batch of 100 random tokens of 100
 // subjects, as bench/vault.sh's detokenize set does over HTTPS; values/s is
 // 100 × batches/s.
 func BenchmarkVaultDetokenize(b *testing.B) {
-	for _, auditTo := range []string{"file", "discard"} {
+	for _, auditTo := range []string{"log", "discard"} {
 		b.Run("audit="+auditTo, func(b *testing.B) {
 			bv := newBenchVault(b, auditTo)
 			ctx := context.Background()

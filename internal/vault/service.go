@@ -109,13 +109,25 @@ func Initialized(ctx context.Context, keys lethe.KeyStore) (bool, error) {
 }
 
 // secret loads the named deployment secret, making it if it does not exist
-// yet. Of two instances starting at once, one secret wins and both use it.
+// yet.
 func (s *Service) secret(ctx context.Context, name string) (Key, error) {
+	return DeploymentSecret(ctx, s.keys, s.kms, name, s.now)
+}
+
+// DeploymentSecret loads the 32-byte deployment secret stored in the key
+// store under name, wrapped by the KMS, making and storing it if it does
+// not exist yet. Of two instances starting at once, one secret wins and both
+// use it. Other components keep their root secrets this way (the audit
+// log's checkpoint signing key) so that one master key protects them all.
+func DeploymentSecret(ctx context.Context, keys lethe.KeyStore, kms KMS, name string, now lethe.Now) (Key, error) {
+	if now == nil {
+		now = time.Now
+	}
 	ad := AD("secret", name)
 	for attempt := 0; attempt < 2; attempt++ {
-		w, err := s.keys.Secret(ctx, name)
+		w, err := keys.Secret(ctx, name)
 		if err == nil {
-			k, err := s.kms.Unwrap(ctx, w.Wrapped, w.KEKID, ad)
+			k, err := kms.Unwrap(ctx, w.Wrapped, w.KEKID, ad)
 			if err != nil {
 				return Key{}, fmt.Errorf("unwrap secret %s: %w", name, err)
 			}
@@ -124,11 +136,11 @@ func (s *Service) secret(ctx context.Context, name string) (Key, error) {
 			return Key{}, fmt.Errorf("load secret %s: %w", name, err)
 		}
 		k := NewKey()
-		wrapped, kekID, err := s.kms.Wrap(ctx, k, ad)
+		wrapped, kekID, err := kms.Wrap(ctx, k, ad)
 		if err != nil {
 			return Key{}, fmt.Errorf("wrap secret %s: %w", name, err)
 		}
-		err = s.keys.CreateSecret(ctx, name, &lethe.WrappedKey{Wrapped: wrapped, KEKID: kekID, CreatedAt: s.now().UTC()})
+		err = keys.CreateSecret(ctx, name, &lethe.WrappedKey{Wrapped: wrapped, KEKID: kekID, CreatedAt: now().UTC()})
 		if err == nil {
 			return k, nil
 		} else if lethe.ErrorCode(err) != lethe.ECONFLICT {

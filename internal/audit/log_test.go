@@ -1,0 +1,143 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/lethe-privacy/lethe"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+	"github.com/transparency-dev/merkle/testonly"
+)
+
+func TestRFC6962Vectors(t *testing.T) {
+	if got, want := emptyRoot, testonly.EmptyRootHash(); !bytes.Equal(got, want) {
+		t.Fatalf("empty root %x, want %x", got, want)
+	}
+	r := ranges.NewEmptyRange(0)
+	for i, leaf := range testonly.LeafInputs() {
+		h := leafHash(leaf)
+		if want := rfc6962.DefaultHasher.HashLeaf(leaf); !bytes.Equal(h, want) {
+			t.Fatalf("leaf %d: hash %x, want %x", i, h, want)
+		}
+		if err := r.Append(h, nil); err != nil {
+			t.Fatal(err)
+		}
+		root, _ := r.GetRootHash(nil)
+		if want := testonly.RootHashes()[i+1]; !bytes.Equal(root, want) {
+			t.Errorf("root of %d leaves %x, want %x", i+1, root, want)
+		}
+	}
+	a, b := leafHash([]byte("a")), leafHash([]byte("b"))
+	if got, want := nodeHash(a, b), rfc6962.DefaultHasher.HashChildren(a, b); !bytes.Equal(got, want) {
+		t.Errorf("node hash %x, want %x", got, want)
+	}
+}
+
+func TestAppendReopenVerify(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	// Cross a segment boundary, and with concurrent writers.
+	appendN(t, l, 0, segmentSize-10, 1000)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if _, err := l.Append(context.Background(), entry(g), entry(g+1)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := uint64(segmentSize - 10 + 80)
+	if got := l.Size(); got != want {
+		t.Fatalf("size %d, want %d", got, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.verify(t)
+	if !r.OK() || r.Entries != want || r.Sealed != want {
+		t.Fatalf("verify after close: %+v", r)
+	}
+	l = e.open(t)
+	if got := l.Size(); got != want {
+		t.Fatalf("size after reopen %d, want %d", got, want)
+	}
+	appendN(t, l, int(want), int(want)+300, 7)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.verify(t); !r.OK() || r.Entries != want+300 || r.Checkpoints != 2 {
+		t.Fatalf("verify after second close: %+v", r)
+	}
+}
+
+func TestExportProofs(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	defer l.Close()
+	appendN(t, l, 0, 3000, 100)
+	b, err := l.Export(context.Background(), Filter{Tenant: "acme", SubjectID: "sub_3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Events) != 300 {
+		t.Fatalf("got %d events of sub_3, want 300", len(b.Events))
+	}
+	size, err := VerifyBundle(b, testOrigin, e.verifier)
+	if err != nil || size != 3000 {
+		t.Fatalf("verify bundle: size %d, %v", size, err)
+	}
+	b.Events[5].Event = bytes.Replace(b.Events[5].Event, []byte("sub_3"), []byte("sub_4"), 1)
+	if _, err := VerifyBundle(b, testOrigin, e.verifier); err == nil {
+		t.Fatal("a changed event still verifies")
+	}
+	page, err := l.Export(context.Background(), Filter{SubjectID: "sub_3", After: 1000, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 10 || page.Events[0].Index != 1003 || page.Next == nil || *page.Next != 1103 {
+		t.Fatalf("page: %d events, first %d, next %v", len(page.Events), page.Events[0].Index, page.Next)
+	}
+}
+
+// TestFailClosed: once a write fails, the log refuses every later event and
+// Ping says so, until it is reopened; nothing acknowledged is lost.
+func TestFailClosed(t *testing.T) {
+	e := newEnv(t)
+	l := e.open(t)
+	appendN(t, l, 0, 10, 5)
+	// Swap the segment for a read-only handle on the same file, as a disk
+	// that turned read-only would behave.
+	ro, err := os.Open(l.w.log.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw := l.w.log
+	l.w.log = ro
+	if _, err := l.Append(context.Background(), entry(10)); lethe.ErrorCode(err) != lethe.EUNAVAILABLE {
+		t.Fatalf("append on a failing disk: got %v, want EUNAVAILABLE", err)
+	}
+	if err := l.Ping(context.Background()); lethe.ErrorCode(err) != lethe.EUNAVAILABLE {
+		t.Errorf("ping after a failed write: got %v, want EUNAVAILABLE", err)
+	}
+	l.w.log = rw
+	if _, err := l.Append(context.Background(), entry(10)); lethe.ErrorCode(err) != lethe.EUNAVAILABLE {
+		t.Errorf("append after a failed write: got %v, want EUNAVAILABLE (the log stays closed)", err)
+	}
+	ro.Close()
+	l.Close()
+	l = e.open(t)
+	defer l.Close()
+	if l.Size() != 10 || l.Ping(context.Background()) != nil {
+		t.Fatalf("after reopening: size %d, ping %v", l.Size(), l.Ping(context.Background()))
+	}
+	appendN(t, l, 10, 20, 5)
+}
