@@ -64,24 +64,20 @@ func (s *AuditLog) NewEpoch(ctx context.Context) (*AuditLog, error) {
 	return &AuditLog{db: s.db, epoch: epoch}, nil
 }
 
-// Append implements audit.SharedStore. The row lock on the log's head
-// serialises appenders across instances: the database gives the order.
+// Append implements audit.SharedStore in one statement: moving the log's
+// head takes its row lock, which serialises appenders across instances
+// until the commit, so the database gives the order and indices have no
+// gaps; the entries go in at the indices the head moved over.
 func (s *AuditLog) Append(ctx context.Context, entries [][]byte) (uint64, error) {
 	var first int64
-	err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
-		if err := tx.QueryRow(ctx, `SELECT size FROM audit_logs WHERE epoch = $1 FOR UPDATE`, s.epoch).Scan(&first); err != nil {
-			return err
-		}
-		rows := make([][]any, len(entries))
-		for i, e := range entries {
-			rows[i] = []any{s.epoch, first + int64(i), e}
-		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_entries"}, []string{"epoch", "idx", "entry"}, pgx.CopyFromRows(rows)); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `UPDATE audit_logs SET size = size + $2 WHERE epoch = $1`, s.epoch, len(entries))
-		return err
-	})
+	err := s.db.pool.QueryRow(ctx, `WITH head AS (
+			UPDATE audit_logs SET size = size + cardinality($2::bytea[]) WHERE epoch = $1
+			RETURNING size - cardinality($2::bytea[]) AS first
+		), ins AS (
+			INSERT INTO audit_entries (epoch, idx, entry)
+			SELECT $1, head.first + t.ord - 1, t.e FROM head, unnest($2::bytea[]) WITH ORDINALITY AS t(e, ord)
+		)
+		SELECT first FROM head`, s.epoch, entries).Scan(&first)
 	if err != nil {
 		return 0, fmt.Errorf("append to the audit log: %w", err)
 	}

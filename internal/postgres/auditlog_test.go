@@ -30,7 +30,7 @@ type sharedEnv struct {
 	verifier note.Verifier
 }
 
-func newSharedEnv(t *testing.T) *sharedEnv {
+func newSharedEnv(t testing.TB) *sharedEnv {
 	t.Helper()
 	seed := sha256.Sum256([]byte("shared audit test seed"))
 	signer, vkey, err := audit.NewSigner(sharedOrigin, seed[:])
@@ -49,7 +49,7 @@ func newSharedEnv(t *testing.T) *sharedEnv {
 }
 
 // instance opens the shared log as one more instance would: its own pool.
-func (e *sharedEnv) instance(t *testing.T) (*audit.SharedLog, *AuditLog) {
+func (e *sharedEnv) instance(t testing.TB) (*audit.SharedLog, *AuditLog) {
 	t.Helper()
 	st, err := NewAuditLog(t.Context(), openTest(t, OpenData, e.dataDSN))
 	if err != nil {
@@ -237,4 +237,60 @@ func mustJSON(ev lethe.AuditEvent) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// BenchmarkSharedAuditAppend measures committed appends of one event per
+// call to the shared log, by 1 or 256 concurrent callers spread over one
+// or two instances (each with its own pool), and reports appends/s and
+// latency percentiles.
+func BenchmarkSharedAuditAppend(b *testing.B) {
+	for _, instances := range []int{1, 2} {
+		for _, callers := range []int{1, 256} {
+			if callers == 1 && instances == 2 {
+				continue
+			}
+			b.Run(fmt.Sprintf("instances=%d/callers=%d", instances, callers), func(b *testing.B) {
+				e := newSharedEnv(b)
+				var logs []*audit.SharedLog
+				for range instances {
+					l, _ := e.instance(b)
+					logs = append(logs, l)
+				}
+				ev := mustJSON(sharedEvent(0, 0, 0))
+				per := b.N/callers + 1
+				lat := make([][]time.Duration, callers)
+				var wg sync.WaitGroup
+				b.ResetTimer()
+				start := time.Now()
+				for c := range callers {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						l := logs[c%instances]
+						ds := make([]time.Duration, 0, per)
+						for range per {
+							t0 := time.Now()
+							if _, err := l.Append(context.Background(), ev); err != nil {
+								b.Error(err)
+								return
+							}
+							ds = append(ds, time.Since(t0))
+						}
+						lat[c] = ds
+					}()
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				b.StopTimer()
+				for _, l := range logs {
+					l.Close()
+				}
+				all := slices.Concat(lat...)
+				slices.Sort(all)
+				b.ReportMetric(float64(len(all))/elapsed.Seconds(), "appends/s")
+				b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+			})
+		}
+	}
 }
