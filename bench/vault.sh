@@ -2,7 +2,8 @@
 # vault.sh measures Lethe's vault over HTTPS from a separate process: it
 # builds lethe and bench/loadgen into a temporary directory, starts `lethe
 # serve` on a temporary data directory (SQLite stores, audit log on: every
-# audit event is appended to DATA_DIR/audit.jsonl) and a free loopback
+# audit event is made durable in DATA_DIR/audit/ before the request goes
+# on, and the end verifies the whole log) and a free loopback
 # port, makes a service API key with `lethe keys create`, and then runs:
 #
 #   seed    POST /v1/subjects, SEED times with -warmup 0: subjects
@@ -190,7 +191,7 @@ for i in $(seq 1 100); do
 	[ "$i" = 100 ] && { echo "vault.sh: $url/healthz did not answer within 10s" >&2; exit 1; }
 	sleep 0.1
 done
-echo "server:   $url (pid $server_pid, --log-level $LOG_LEVEL, --rate-limit 1000000, audit log $tmp/data/audit.jsonl)"
+echo "server:   $url (pid $server_pid, --log-level $LOG_LEVEL, --rate-limit 1000000, audit log $tmp/data/audit)"
 
 # The service role is what an app uses: subjects.write and subjects.read.
 # The CLI reads the admin key and the CA from the data directory; the new
@@ -366,7 +367,8 @@ if [ "$contended" -gt 0 ]; then
 	echo "WARNING: in $contended of $total_runs runs other processes or the hypervisor took more than 0.2 cores;"
 	echo "         those runs understate the server: run again on a quiet machine."
 fi
-echo "== audit log: $(wc -l <"$tmp/data/audit.jsonl") events, $(du -h "$tmp/data/audit.jsonl" | cut -f1)"
+echo "== audit log: $(du -sh "$tmp/data/audit" | cut -f1); lethe audit verify (beside the running server):"
+"$tmp/lethe" audit verify --data-dir "$tmp/data" 2>/dev/null || echo "vault.sh: the audit log does not verify" >&2
 echo "== data: $(du -sh "$tmp/data" | cut -f1) in $tmp/data ($(ls "$tmp/data" | tr '\n' ' '))"
 if [ -s "$tmp/server.log" ]; then
 	echo "== server log: $(wc -l <"$tmp/server.log") lines at --log-level $LOG_LEVEL; the last 5:"

@@ -386,25 +386,29 @@ func prunable(ctx context.Context, src Source, pruned, sealed uint64, before tim
 	return keep, nil
 }
 
-// encodeEvents encodes each event as one entry.
+// encodeEvents encodes each event as one entry, all in one allocation.
+// An event whose time encoding/json would refuse (a year outside
+// 0..9999) is refused too.
 func encodeEvents(events []lethe.AuditEvent) ([][]byte, error) {
 	entries := make([][]byte, len(events))
+	buf := make([]byte, 0, 256*len(events))
 	for i := range events {
-		b, err := json.Marshal(&events[i])
-		if err != nil {
-			return nil, fmt.Errorf("encode audit event: %w", err)
+		if y := events[i].Time.Year(); y < 0 || y > 9999 {
+			return nil, fmt.Errorf("encode audit event: time out of range")
 		}
-		entries[i] = b
+		start := len(buf)
+		buf = appendEvent(buf, &events[i])
+		entries[i] = buf[start:len(buf):len(buf)]
 	}
 	return entries, nil
 }
 
 func mustEncode(ev lethe.AuditEvent) []byte {
-	b, err := json.Marshal(&ev)
+	entries, err := encodeEvents([]lethe.AuditEvent{ev})
 	if err != nil {
-		panic(err) // an AuditEvent of strings and a time always encodes
+		panic(err) // only for events made here, timed now
 	}
-	return b
+	return entries[0]
 }
 
 // auditRead is the event that records a query of a subject's audit trail.
