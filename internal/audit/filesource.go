@@ -45,6 +45,7 @@ func (s store) Scan(ctx context.Context, from uint64, fn func(index uint64, data
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
+		var pos uint64 // where the next record starts in the segment
 		if n > seg<<segmentBits {
 			line := idx[min(uint64(len(idx)), (n%segmentSize-1)*idxEntry):]
 			if len(line) < idxEntry {
@@ -54,7 +55,7 @@ func (s store) Scan(ctx context.Context, from uint64, fn func(index uint64, data
 			if end > uint64(len(data)) {
 				return &Damage{Index: n, What: fmt.Sprintf("segment %s is shorter than its recorded entries", segmentName(seg))}
 			}
-			data = data[end:]
+			data, pos = data[end:], end
 		}
 		for len(data) > 0 {
 			if n == (seg+1)<<segmentBits {
@@ -69,9 +70,17 @@ func (s store) Scan(ctx context.Context, from uint64, fn func(index uint64, data
 			if err != nil {
 				return &Damage{Index: n, What: fmt.Sprintf("entry %d is damaged: %v", n, err)}
 			}
+			pos += uint64(size)
 			var leaf []byte
 			if off := (n % segmentSize) * idxEntry; uint64(len(idx)) >= off+idxEntry {
 				leaf = idx[off : off+hashSize]
+				// Export and recovery find records by the end offsets
+				// stored beside the hashes: a wrong one is damage to
+				// the entry's stored line as much as a wrong hash, so
+				// it is passed on as a stored hash that matches nothing.
+				if beUint64(idx[off+hashSize:off+idxEntry]) != pos {
+					leaf = []byte{}
+				}
 			}
 			if err := fn(n, rec, leaf); err != nil {
 				return err

@@ -202,6 +202,34 @@ func TestTamper(t *testing.T) {
 		index: -1,
 		what:  []string{"key store checkpoint", "checkpoints file"},
 	}, {
+		// The entries stay; the checkpoints file loses its newest record.
+		name: "cut the checkpoints file back",
+		build: func(t *testing.T, e *testEnv) {
+			l := e.open(t)
+			appendN(t, l, 0, 3000, 1000)
+			if err := l.Checkpoint(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			appendN(t, l, 3000, n, 1000)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		tamper: func(t *testing.T, e *testEnv) {
+			path := filepath.Join(e.dir, "checkpoints")
+			cps, err := readCheckpoints(path)
+			if err != nil || len(cps) < 2 {
+				t.Fatalf("checkpoints: %d, %v", len(cps), err)
+			}
+			var kept []byte
+			for _, cp := range cps[:len(cps)-1] {
+				kept = appendRecord(kept, cp)
+			}
+			writeFile(t, path, kept)
+		},
+		index: -1,
+		what:  []string{"key store checkpoint is for 5000 entries", "checkpoints file goes up to 3000"},
+	}, {
 		name:   "corrupt a hash in tree/1",
 		events: n,
 		tamper: func(t *testing.T, e *testEnv) {

@@ -104,6 +104,7 @@ func VerifySource(ctx context.Context, src Source, opts VerifyOptions) (*Report,
 		prevSize = cp.Size
 		cps = append(cps, signedCheckpoint{fmt.Sprintf("checkpoint %d", i+1), cp})
 	}
+	own := len(cps) // the log's own checkpoints come first
 	names := make([]string, 0, len(opts.Trusted))
 	for name := range opts.Trusted {
 		names = append(names, name)
@@ -117,12 +118,16 @@ func VerifySource(ctx context.Context, src Source, opts VerifyOptions) (*Report,
 		}
 		cps = append(cps, signedCheckpoint{name, cp})
 	}
-	if len(raw) == 0 {
-		for _, c := range cps {
-			if c.cp.Size > 0 {
-				problem(-1, "the checkpoints file holds no checkpoint, but the %s is for %d entries: the log's own checkpoints were removed", c.name, c.cp.Size)
-				break
-			}
+	// The log stores each checkpoint itself before the key store and the
+	// publishers get it, so none of theirs can be newer than its own.
+	var ownNewest uint64
+	for _, c := range cps[:own] {
+		ownNewest = max(ownNewest, c.cp.Size)
+	}
+	for _, c := range cps[own:] {
+		if c.cp.Size > ownNewest {
+			problem(-1, "the %s is for %d entries, but the log's checkpoints file goes up to %d: the log's own checkpoints were cut back or removed", c.name, c.cp.Size, ownNewest)
+			break
 		}
 	}
 	if len(cps) == 0 {

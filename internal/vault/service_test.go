@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/postgres"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testsvc"
@@ -380,16 +382,39 @@ func seed(t *testing.T, v *vault.Service, n int) []string {
 	return values
 }
 
-// TestNoPlaintextAtRest seeds 1,000 subjects and scans every stored byte
-// (SQLite files with their WAL; every PostgreSQL row) for any seeded value
+// TestNoPlaintextAtRest seeds 1,000 subjects, with the real audit log
+// recording, and scans every stored byte (SQLite files with their WAL;
+// every PostgreSQL row; every file of the audit log) for any seeded value
 // or its lower-case form.
 func TestNoPlaintextAtRest(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e engine) {
 		f := newFixture(t, e)
-		values := seed(t, f.v, 1000)
+		auditDir := filepath.Join(t.TempDir(), "audit")
+		v, err := vault.New(context.Background(), vault.Config{Store: f.store, Keys: f.keys, KMS: f.kms,
+			Audit: audittest.Open(t, auditDir, f.keys.(lethe.CheckpointStore))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		values := seed(t, v, 1000)
+		for i := 0; i < len(values); i += 40 {
+			if _, err := v.LookupSubject(context.Background(), actor, "", "email", values[i], lethe.ReadOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
 		var all []byte
 		for _, b := range f.dump() {
 			all = append(all, b...)
+		}
+		err = filepath.WalkDir(auditDir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			all = append(all, b...)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		hits := 0
 		for _, v := range values {
