@@ -3,7 +3,13 @@ package audit
 import (
 	"bytes"
 	"context"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -140,4 +146,83 @@ func TestFailClosed(t *testing.T) {
 		t.Fatalf("after reopening: size %d, ping %v", l.Size(), l.Ping(context.Background()))
 	}
 	appendN(t, l, 10, 20, 5)
+}
+
+// TestPublish: every checkpoint reaches the file and the webhook the
+// operator chose, and a published copy catches a rollback of both the log
+// and the key store.
+func TestPublish(t *testing.T) {
+	var mu sync.Mutex
+	var got [][]byte
+	hook := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, b)
+		mu.Unlock()
+		if r.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+			w.WriteHeader(http.StatusUnsupportedMediaType)
+		}
+	}))
+	defer hook.Close()
+	e := newEnv(t)
+	path := filepath.Join(t.TempDir(), "external", "checkpoint")
+	os.MkdirAll(filepath.Dir(path), 0o700)
+	opts := e.options()
+	opts.Publish = []Publisher{FilePublisher{Path: path}, WebhookPublisher{URL: hook.URL, Client: hook.Client()}}
+	l, err := Open(context.Background(), e.dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, l, 0, 100, 10)
+	if err := l.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	saved := t.TempDir()
+	copyTree(t, e.dir, saved) // the log at 100 entries
+	appendN(t, l, 100, 200, 10)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	external, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(got) != 2 || !bytes.Equal(got[1], external) {
+		t.Errorf("webhook got %d checkpoints, the last equal to the file's: %v", len(got), len(got) == 2 && bytes.Equal(got[1], external))
+	}
+	mu.Unlock()
+	// Roll the log back; the operator could roll the key store back too,
+	// but not the published copy.
+	os.RemoveAll(e.dir)
+	copyTree(t, saved, e.dir)
+	r, err := Verify(e.dir, VerifyOptions{Origin: testOrigin, Verifier: e.verifier, Trusted: map[string][]byte{"published checkpoint": external}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() || !strings.Contains(r.Problems[0].What, "published checkpoint is for 200 entries but the log holds 100") {
+		t.Fatalf("rolled-back log against the published checkpoint: %+v", r.Problems)
+	}
+}
+
+// copyTree copies the files under src into dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o700)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
