@@ -3,6 +3,7 @@ package lethe
 import (
 	"context"
 	"encoding/json"
+	"math"
 )
 
 // CheckpointStore keeps the newest signed checkpoint of the audit log in the
@@ -21,6 +22,19 @@ type CheckpointStore interface {
 	// LatestCheckpoint returns the stored checkpoint of the log named
 	// origin and its tree size. ENOTFOUND if none was saved.
 	LatestCheckpoint(ctx context.Context, origin string) (size uint64, note []byte, err error)
+}
+
+// ValidCheckpoint is the rule every CheckpointStore applies before saving:
+// EINVALID if size exceeds math.MaxInt64 (what the stores' integer columns
+// hold) or note is empty. The error names the log, never the note.
+func ValidCheckpoint(origin string, size uint64, note []byte) error {
+	if size > math.MaxInt64 {
+		return Errorf(EINVALID, "checkpoint of log %s: tree size %d exceeds %d", origin, size, uint64(math.MaxInt64))
+	}
+	if len(note) == 0 {
+		return Errorf(EINVALID, "checkpoint of log %s: empty note", origin)
+	}
+	return nil
 }
 
 // AuditTrail answers a data-protection officer's or an auditor's questions

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -29,25 +28,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite docs/openapi.json from the code")
-
-// auditFiles returns every byte the audit log has written, all files
-// together, to search for personal values.
-func (f *fixture) auditFiles(t *testing.T) []byte {
-	t.Helper()
-	var all []byte
-	err := filepath.WalkDir(f.auditDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		all = append(all, b...)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return all
-}
 
 type fixture struct {
 	audit    *audit.Log

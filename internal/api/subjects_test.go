@@ -8,6 +8,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/api"
+	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 )
 
 func TestSubjectsOverHTTP(t *testing.T) {
@@ -72,7 +73,7 @@ func TestSubjectsOverHTTP(t *testing.T) {
 			t.Errorf("the debug log holds a personal value (%d bytes of log)", f.logs.Len())
 		}
 	}
-	ev := bytes.ToLower(f.auditFiles(t))
+	ev := bytes.ToLower(audittest.Files(t, f.auditDir))
 	for _, v := range []string{"ann.lee", "ann lee", "ann@new", "gold", "6502530000"} {
 		if bytes.Contains(ev, []byte(v)) {
 			t.Errorf("the audit log's files hold a personal value (%d bytes searched)", len(ev))

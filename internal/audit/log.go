@@ -37,6 +37,28 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// check checks the options and fills in the defaults; it returns the
+// verifier of the signer.
+func (opts *Options) check() (note.Verifier, error) {
+	if opts.Signer == nil || opts.Anchor == nil || opts.Origin == "" {
+		return nil, errors.New("open audit log: origin, signer and anchor are required")
+	}
+	if opts.Signer.Name() != opts.Origin {
+		return nil, fmt.Errorf("open audit log: signer key name %q is not the origin %q", opts.Signer.Name(), opts.Origin)
+	}
+	verifier, err := verifierOf(opts.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return verifier, nil
+}
+
 // Log is the audit log in one directory. It is safe for concurrent use; the
 // caller must Close it. Only one process may open a directory at a time.
 type Log struct {
@@ -86,21 +108,9 @@ func damaged(format string, args ...any) error {
 // checkpoint, or that holds fewer entries than the anchor's checkpoint
 // (rolled back or truncated): run Verify to see where.
 func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
-	if opts.Signer == nil || opts.Anchor == nil || opts.Origin == "" {
-		return nil, errors.New("open audit log: origin, signer and anchor are required")
-	}
-	if opts.Signer.Name() != opts.Origin {
-		return nil, fmt.Errorf("open audit log: signer key name %q is not the origin %q", opts.Signer.Name(), opts.Origin)
-	}
-	verifier, err := verifierOf(opts.Signer)
+	verifier, err := opts.check()
 	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
-	}
-	if opts.Interval <= 0 {
-		opts.Interval = time.Second
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		return nil, err
 	}
 	for _, d := range []string{dir, filepath.Join(dir, "entries"), filepath.Join(dir, "tree")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {

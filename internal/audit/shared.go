@@ -54,21 +54,9 @@ var (
 // that holds fewer entries than the anchor's checkpoint (the database was
 // restored from an older backup).
 func OpenShared(ctx context.Context, st SharedStore, opts Options) (*SharedLog, error) {
-	if opts.Signer == nil || opts.Anchor == nil || opts.Origin == "" {
-		return nil, errors.New("open audit log: origin, signer and anchor are required")
-	}
-	if opts.Signer.Name() != opts.Origin {
-		return nil, fmt.Errorf("open audit log: signer key name %q is not the origin %q", opts.Signer.Name(), opts.Origin)
-	}
-	verifier, err := verifierOf(opts.Signer)
+	verifier, err := opts.check()
 	if err != nil {
-		return nil, fmt.Errorf("open audit log: %w", err)
-	}
-	if opts.Interval <= 0 {
-		opts.Interval = time.Second
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		return nil, err
 	}
 	size, err := st.Size(ctx)
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,7 +24,7 @@ var _ lethe.CheckpointStore = (*KeyStore)(nil)
 // against its latest committed version, so two saves racing cannot leave
 // the smaller one stored.
 func (s *KeyStore) SaveCheckpoint(ctx context.Context, origin string, size uint64, note []byte) error {
-	if err := validCheckpoint(origin, size, note); err != nil {
+	if err := lethe.ValidCheckpoint(origin, size, note); err != nil {
 		return err
 	}
 	tag, err := s.db.pool.Exec(ctx, `INSERT INTO audit_checkpoints (origin, size, note, saved_at) VALUES ($1, $2, $3, $4)
@@ -52,17 +51,4 @@ func (s *KeyStore) LatestCheckpoint(ctx context.Context, origin string) (uint64,
 		return 0, nil, fmt.Errorf("get checkpoint of log %s: %w", origin, err)
 	}
 	return uint64(size), note, nil // the column's CHECK keeps size non-negative
-}
-
-// validCheckpoint returns EINVALID for a checkpoint the store cannot hold:
-// a size beyond the signed 64-bit column, or no note at all (a signed
-// checkpoint is never empty, and the column is NOT NULL).
-func validCheckpoint(origin string, size uint64, note []byte) error {
-	if size > math.MaxInt64 {
-		return lethe.Errorf(lethe.EINVALID, "checkpoint of log %s: tree size %d exceeds %d", origin, size, uint64(math.MaxInt64))
-	}
-	if len(note) == 0 {
-		return lethe.Errorf(lethe.EINVALID, "checkpoint of log %s: empty note", origin)
-	}
-	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
@@ -25,7 +24,7 @@ var _ lethe.CheckpointStore = (*KeyStore)(nil)
 // another with the file open, can come between testing the stored size and
 // replacing the row: a refused save updates no row.
 func (s *KeyStore) SaveCheckpoint(ctx context.Context, origin string, size uint64, note []byte) error {
-	if err := validCheckpoint(origin, size, note); err != nil {
+	if err := lethe.ValidCheckpoint(origin, size, note); err != nil {
 		return err
 	}
 	res, err := s.db.write.ExecContext(ctx, `INSERT INTO audit_checkpoints (origin, size, note, saved_at) VALUES (?, ?, ?, ?)
@@ -56,17 +55,4 @@ func (s *KeyStore) LatestCheckpoint(ctx context.Context, origin string) (uint64,
 		return 0, nil, fmt.Errorf("get checkpoint of log %s: %w", origin, err)
 	}
 	return uint64(size), note, nil // the column's CHECK keeps size non-negative
-}
-
-// validCheckpoint returns EINVALID for a checkpoint the store cannot hold:
-// a size beyond the signed 64-bit column, or no note at all (a signed
-// checkpoint is never empty, and the column is NOT NULL).
-func validCheckpoint(origin string, size uint64, note []byte) error {
-	if size > math.MaxInt64 {
-		return lethe.Errorf(lethe.EINVALID, "checkpoint of log %s: tree size %d exceeds %d", origin, size, uint64(math.MaxInt64))
-	}
-	if len(note) == 0 {
-		return lethe.Errorf(lethe.EINVALID, "checkpoint of log %s: empty note", origin)
-	}
-	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -405,17 +404,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 		for _, b := range f.dump() {
 			all = append(all, b...)
 		}
-		err = filepath.WalkDir(auditDir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(path)
-			all = append(all, b...)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		all = append(all, audittest.Files(t, auditDir)...)
 		hits := 0
 		for _, v := range values {
 			if bytes.Contains(all, []byte(v)) || bytes.Contains(all, []byte(strings.ToLower(v))) {

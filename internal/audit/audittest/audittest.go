@@ -4,6 +4,9 @@ package audittest
 import (
 	"context"
 	"crypto/sha256"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/lethe-privacy/lethe"
@@ -33,4 +36,23 @@ func Open(t testing.TB, dir string, anchor lethe.CheckpointStore) *audit.Log {
 		}
 	})
 	return l
+}
+
+// Files returns every byte of every file under the log's directory, to
+// search for values that must never be there.
+func Files(t testing.TB, dir string) []byte {
+	t.Helper()
+	var all []byte
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		all = append(all, b...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all
 }
