@@ -57,6 +57,9 @@ const (
 	PermTokensDetokenize   Permission = "tokens.detokenize"    // turn tokens back into values, for a purpose
 	PermTenantsErase       Permission = "tenants.erase"        // erase a whole tenant (key destruction)
 	PermAuditRead          Permission = "audit.read"           // read a subject's audit events with their proofs
+	PermConsentWrite       Permission = "consent.write"        // record consent, withdrawal, restriction and objection
+	PermConsentCheck       Permission = "consent.check"        // ask whether a subject may be processed for a purpose
+	PermConsentRead        Permission = "consent.read"         // read a subject's consent history (the proof)
 )
 
 // Permissions lists every permission that needs credentials, in a stable
@@ -65,15 +68,16 @@ var Permissions = []Permission{
 	PermSelf, PermKeysManage, PermMetrics,
 	PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase,
 	PermTokensCreate, PermTokensDetokenize, PermTenantsErase, PermAuditRead,
+	PermConsentWrite, PermConsentCheck, PermConsentRead,
 }
 
 // rolePermissions is the permission matrix: least privilege, so a role has
 // only what its job needs.
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics, PermTenantsErase},
-	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase, PermAuditRead},
+	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase, PermAuditRead, PermConsentWrite, PermConsentCheck, PermConsentRead},
 	RoleSupport: {PermSelf, PermSubjectsReadMasked},
-	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase, PermTokensCreate, PermTokensDetokenize},
+	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase, PermTokensCreate, PermTokensDetokenize, PermConsentWrite, PermConsentCheck, PermConsentRead},
 	RoleAuditor: {PermSelf, PermMetrics, PermAuditRead},
 }
 

@@ -53,3 +53,46 @@ func CheckIdentifierChange(tenant, subjectID string, set []SealedIdentifier, rem
 func StorableToken(t string) bool {
 	return utf8.ValidString(t) && !strings.ContainsRune(t, 0)
 }
+
+// consentKinds are the kinds of consent event.
+var consentKinds = map[string]bool{
+	ConsentGrant: true, ConsentWithdraw: true,
+	ConsentRestrict: true, ConsentUnrestrict: true,
+	ConsentObject: true, ConsentLiftObject: true,
+	ConsentErased: true,
+}
+
+// CheckConsentEvents is the rule every ConsentStore applies before an
+// append (EINVALID): 1 to ConsentEventsLimit events, each of a known kind,
+// for a valid tenant and a subject (none only for the erasure of a whole
+// tenant), every text valid UTF-8 without NUL (which PostgreSQL cannot
+// store). Purposes and reasons are the consent service's to check.
+// Messages name the event's position and the field, never a value: the
+// hashes are keyed hashes of personal data.
+func CheckConsentEvents(events []ConsentEvent) error {
+	if len(events) == 0 || len(events) > ConsentEventsLimit {
+		return Errorf(EINVALID, "an append holds 1 to %d consent events, not %d", ConsentEventsLimit, len(events))
+	}
+	for i := range events {
+		e := &events[i]
+		if err := ValidTenant(e.Tenant); err != nil {
+			return Errorf(EINVALID, "consent event %d: %s", i, ErrorMessage(err))
+		}
+		if !consentKinds[e.Kind] {
+			return Errorf(EINVALID, "consent event %d has an unknown kind", i)
+		}
+		if e.SubjectID == "" && e.Kind != ConsentErased {
+			return Errorf(EINVALID, "consent event %d has no subject ID", i)
+		}
+		for _, f := range [...]struct{ name, value string }{
+			{"subject_id", e.SubjectID}, {"purpose", e.Purpose}, {"policy_version", e.PolicyVersion},
+			{"text_sha256", e.TextHash}, {"channel", e.Channel}, {"ip_hmac", e.IPHMAC},
+			{"user_agent_hmac", e.AgentHMAC}, {"reason", e.Reason}, {"recorded_by", e.KeyID},
+		} {
+			if !StorableToken(f.value) {
+				return Errorf(EINVALID, "consent event %d: %s is not valid UTF-8 without NUL", i, f.name)
+			}
+		}
+	}
+	return nil
+}

@@ -152,10 +152,15 @@ type VaultStore interface {
 }
 
 // WrappedKey is a data key encrypted ("wrapped") under a key-encryption key.
-// KEKID names the wrapping key, so keys can be rewrapped on rotation.
+// KEKID names the wrapping key, so keys can be rewrapped on rotation: for a
+// tenant key or a deployment secret, the master key (a KMS key ID); for a
+// subject key, the version of its tenant's key ([TenantKEKID]).
 type WrappedKey struct {
-	Wrapped   []byte
-	KEKID     string
+	Wrapped []byte
+	KEKID   string
+	// Version is the version of a tenant's key-encryption key (1 for the
+	// first, one more for each rotation); 0 for any other key.
+	Version   int
 	CreatedAt time.Time
 }
 
@@ -171,25 +176,42 @@ type Forgotten struct {
 // database apart from the data store so that data backups never hold keys.
 // Implementations are safe for concurrent use.
 type KeyStore interface {
-	// CreateTenantKey stores the tenant's wrapped key-encryption key.
-	// ECONFLICT if the tenant has one; EGONE if the tenant was erased.
+	// CreateTenantKey stores the tenant's first wrapped key-encryption key,
+	// as version 1 (k.Version is ignored). ECONFLICT if the tenant has a
+	// key, of any version; EGONE if the tenant was erased. Later versions
+	// are added by a rotation (TenantKeyRotator.AddTenantKeyVersion).
 	CreateTenantKey(ctx context.Context, tenant string, k *WrappedKey) error
-	// TenantKey returns the tenant's wrapped key. ENOTFOUND if none was
-	// made; EGONE if the tenant was erased.
+	// TenantKey returns the tenant's current wrapped key, the highest
+	// version stored, with Version set. ENOTFOUND if none was made; EGONE
+	// if the tenant was erased.
 	TenantKey(ctx context.Context, tenant string) (*WrappedKey, error)
-	// CreateSubjectKey stores a subject's wrapped data key. ECONFLICT if the
-	// subject has one; EGONE if the subject or its tenant was erased.
+	// TenantKeyVersion returns the given version of the tenant's wrapped
+	// key, with Version set. ENOTFOUND if that version is not stored
+	// (never made, or deleted after a rotation); EGONE if the tenant was
+	// erased.
+	TenantKeyVersion(ctx context.Context, tenant string, version int) (*WrappedKey, error)
+	// CreateSubjectKey stores a subject's wrapped data key. k.KEKID must
+	// name the version of the tenant's key that wrapped it ([TenantKEKID]),
+	// and that version must be the tenant's current one, checked in the
+	// transaction that stores the key: [ErrStaleTenantKey] (ECONFLICT) if
+	// it is not (a rotation added a newer one) or the tenant has no key, so
+	// that no subject key is ever stored under a version a rotation is
+	// about to delete. EINVALID if k.KEKID names no version of the tenant's
+	// key; ECONFLICT (another error than ErrStaleTenantKey) if the subject
+	// has a key; EGONE if the subject or its tenant was erased.
 	CreateSubjectKey(ctx context.Context, tenant, subjectID string, k *WrappedKey) error
-	// SubjectKey returns a subject's wrapped data key. ENOTFOUND if there is
-	// none; EGONE if the subject or its tenant was erased.
+	// SubjectKey returns a subject's wrapped data key; its KEKID names the
+	// version of the tenant key that wrapped it ([ParseTenantKEKID]).
+	// ENOTFOUND if there is none; EGONE if the subject or its tenant was
+	// erased.
 	SubjectKey(ctx context.Context, tenant, subjectID string) (*WrappedKey, error)
 	// DestroySubjectKey deletes the subject's key and adds the subject to the
 	// forget list, in one transaction. Destroying an erased subject's key
 	// again is not an error and keeps the first erasure time.
 	DestroySubjectKey(ctx context.Context, tenant, subjectID string, at time.Time) error
-	// DestroyTenantKey deletes the tenant's key and every subject key of the
-	// tenant, and adds the tenant to the forget list, in one transaction.
-	// Idempotent like DestroySubjectKey.
+	// DestroyTenantKey deletes every version of the tenant's key and every
+	// subject key of the tenant, and adds the tenant to the forget list, in
+	// one transaction. Idempotent like DestroySubjectKey.
 	DestroyTenantKey(ctx context.Context, tenant string, at time.Time) error
 	// Forgotten returns the forget-list entry of the subject, or of its
 	// tenant if the whole tenant was erased. ENOTFOUND if neither was.

@@ -32,6 +32,7 @@ type Config struct {
 	AuditPublish     string        // --audit-publish, LETHE_AUDIT_PUBLISH: where else checkpoints go (files, URLs), comma-separated
 	AuditRetention   time.Duration // --audit-retention, LETHE_AUDIT_RETENTION: prune audit events older than this; 0 keeps all
 	AuditStartNewLog bool          // --audit-start-new-log: set a damaged audit log aside and begin a new one
+	Purposes         string        // --purposes, LETHE_PURPOSES: the purposes file (default purposes.yaml in the data directory, if present)
 
 	masterKeyEnv string // LETHE_MASTER_KEY: base64 master key; never a flag
 }
@@ -67,6 +68,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	env("LETHE_TLS_KEY", &c.TLSKey)
 	env("LETHE_LOG_LEVEL", &c.LogLevel)
 	env("LETHE_AUDIT_PUBLISH", &c.AuditPublish)
+	env("LETHE_PURPOSES", &c.Purposes)
 	if v := getenv("LETHE_AUDIT_RETENTION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -107,6 +109,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "time in-flight requests get to finish on SIGINT/SIGTERM")
 	fs.IntVar(&c.KeyCacheSize, "key-cache", c.KeyCacheSize, "unwrapped subject keys kept in memory (0 turns the cache off)")
 	fs.StringVar(&c.AuditPublish, "audit-publish", c.AuditPublish, "also send every audit checkpoint to these places, comma-separated: file paths, or https:// URLs to POST it to")
+	fs.StringVar(&c.Purposes, "purposes", c.Purposes, "YAML file declaring the purposes of processing (default: purposes.yaml in the data directory, if present; see docs/consent.md)")
 	fs.BoolVar(&c.AuditStartNewLog, "audit-start-new-log", c.AuditStartNewLog, "if the audit log is damaged or rolled back, move it aside (kept as evidence) and begin a new one instead of refusing to start")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "prune audit events older than this (e.g. 26280h for 3 years); 0 keeps them all")
 	return nil

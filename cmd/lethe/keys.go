@@ -69,7 +69,7 @@ func (c *clientFlags) client(getenv func(string) string) (*client.Client, error)
 
 func (m *Main) keys(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("keys needs a subcommand: create, list, revoke or rotate-master")
+		return usageErrorf("keys needs a subcommand: create, list, revoke, rotate-master or rotate-tenant")
 	}
 	var cf clientFlags
 	fs := m.newFlagSet("keys " + args[0])
@@ -77,6 +77,8 @@ func (m *Main) keys(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "rotate-master":
 		return m.rotateMaster(ctx, args[1:])
+	case "rotate-tenant":
+		return m.rotateTenant(ctx, args[1:])
 	case "create":
 		name := fs.String("name", "", "what the key is for (required)")
 		role := fs.String("role", "", "role: admin, dpo, support, service or auditor (required)")
@@ -157,7 +159,7 @@ func (m *Main) keys(ctx context.Context, args []string) error {
 		fmt.Fprintf(m.Stderr, "Revoked key %s.\n", fs.Arg(0))
 		return nil
 	default:
-		return usageErrorf("unknown keys subcommand %q: use create, list, revoke or rotate-master", args[0])
+		return usageErrorf("unknown keys subcommand %q: use create, list, revoke, rotate-master or rotate-tenant", args[0])
 	}
 }
 

@@ -20,9 +20,11 @@ import (
 const rotateMasterHelp = `Usage: lethe keys rotate-master [--data-dir DIR] [--key-store DSN] [--rewrap-only]
 
 Rotates the master key. It adds a new current key to the keyring DIR/master.key,
-keeping the old keys, then rewraps every tenant key and deployment secret of the
-key store under the new key, each with a compare-and-swap. Subject keys and
-sealed data are not touched: it costs one unwrap and one wrap per tenant.
+keeping the old keys, then rewraps every tenant key (every version of it) and
+deployment secret of the key store under the new key, each with a
+compare-and-swap. Subject keys and sealed data are not touched: it costs one
+unwrap and one wrap per tenant. (To re-key a tenant, rotating the key its
+subject keys are wrapped under, use 'lethe keys rotate-tenant'.)
 
 It works directly on the data directory and the key store, and may run while
 the deployment's server is running on that data directory: the server notices
@@ -47,12 +49,7 @@ Flags:
 // rotateMaster implements "lethe keys rotate-master".
 func (m *Main) rotateMaster(ctx context.Context, args []string) error {
 	fset := m.newFlagSet("keys rotate-master")
-	dataDir, keyStore := m.Getenv("LETHE_DATA_DIR"), m.Getenv("LETHE_KEY_STORE")
-	if dataDir == "" {
-		dataDir = DefaultConfig().DataDir
-	}
-	fset.StringVar(&dataDir, "data-dir", dataDir, "data directory holding master.key (env LETHE_DATA_DIR)")
-	fset.StringVar(&keyStore, "key-store", keyStore, "key store: empty for keys.db in the data directory, a file path, or a postgres:// URL without a password (env LETHE_KEY_STORE)")
+	where := m.bindKeyAdminFlags(fset)
 	rewrapOnly := fset.Bool("rewrap-only", false, "add no key: only rewrap the keys not under the current master key (finishes an interrupted rotation)")
 	fset.Usage = func() {
 		fmt.Fprint(fset.Output(), rotateMasterHelp)
@@ -67,13 +64,8 @@ func (m *Main) rotateMaster(ctx context.Context, args []string) error {
 	if m.Getenv("LETHE_MASTER_KEY") != "" {
 		return errors.New("the master key comes from LETHE_MASTER_KEY, which holds one key and cannot be rotated; a deployment that must rotate its master key keeps it in master.key in the data directory")
 	}
-	// The same checks as serve: a password never in a flag, a key store
-	// apart from a PostgreSQL data store, keys.db by default.
-	cfg := DefaultConfig()
-	cfg.DataDir, cfg.KeyStore, cfg.Store = dataDir, keyStore, m.Getenv("LETHE_STORE")
-	set := map[string]bool{}
-	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := cfg.Validate(set); err != nil {
+	cfg, err := m.keyAdminConfig(fset, where)
+	if err != nil {
 		return err
 	}
 
@@ -120,10 +112,43 @@ func (m *Main) rotateMaster(ctx context.Context, args []string) error {
 	return nil
 }
 
+// keyAdminFlags are where the key commands find the deployment: its data
+// directory (with master.key) and its key store.
+type keyAdminFlags struct{ dataDir, keyStore string }
+
+// bindKeyAdminFlags defines --data-dir and --key-store on fset, defaulting
+// to LETHE_DATA_DIR and LETHE_KEY_STORE as serve does.
+func (m *Main) bindKeyAdminFlags(fset *flag.FlagSet) *keyAdminFlags {
+	f := &keyAdminFlags{dataDir: m.Getenv("LETHE_DATA_DIR"), keyStore: m.Getenv("LETHE_KEY_STORE")}
+	if f.dataDir == "" {
+		f.dataDir = DefaultConfig().DataDir
+	}
+	fset.StringVar(&f.dataDir, "data-dir", f.dataDir, "data directory holding master.key (env LETHE_DATA_DIR)")
+	fset.StringVar(&f.keyStore, "key-store", f.keyStore, "key store: empty for keys.db in the data directory, a file path, or a postgres:// URL without a password (env LETHE_KEY_STORE)")
+	return f
+}
+
+// keyAdminConfig returns the config of a key command, parsed from fset:
+// it runs the same checks as serve (a password never in a flag, a key
+// store apart from a PostgreSQL data store) and fills in keys.db in the
+// data directory for an empty key store.
+func (m *Main) keyAdminConfig(fset *flag.FlagSet, f *keyAdminFlags) (Config, error) {
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.KeyStore, cfg.Store = f.dataDir, f.keyStore, m.Getenv("LETHE_STORE")
+	set := map[string]bool{}
+	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if err := cfg.Validate(set); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
 // keyStoreAdmin is what the admin commands need of a key store: rewrapping
-// keys and reading the audit log's anchored checkpoint.
+// keys, rotating tenant keys and reading the audit log's anchored
+// checkpoint.
 type keyStoreAdmin interface {
 	lethe.KeyRewrapper
+	vault.TenantKeyStore
 	lethe.CheckpointStore
 }
 
@@ -152,13 +177,19 @@ func openKeyStore(ctx context.Context, dsn string) (keyStoreAdmin, func(), error
 // progressPrinter returns a progress function printing "rewrapped 3/5" to
 // w, at most once a second and always for the last key.
 func progressPrinter(w io.Writer) func(done, total int) {
+	return keyProgressPrinter(w, "keys")
+}
+
+// keyProgressPrinter is progressPrinter naming the keys (such as "subject
+// keys") in its first line.
+func keyProgressPrinter(w io.Writer, what string) func(done, total int) {
 	var last time.Time
 	return func(done, total int) {
 		switch {
 		case done == 0 && total == 0:
-			fmt.Fprintln(w, "no keys to rewrap")
+			fmt.Fprintf(w, "no %s to rewrap\n", what)
 		case done == 0:
-			fmt.Fprintf(w, "%d keys to rewrap\n", total)
+			fmt.Fprintf(w, "%d %s to rewrap\n", total, what)
 		case done == total || time.Since(last) >= time.Second:
 			fmt.Fprintf(w, "rewrapped %d/%d\n", done, total)
 			last = time.Now()

@@ -73,16 +73,16 @@ func TestRotateMasterCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("rotate-master: exit %d: %s", code, stderr)
 	}
-	// Three deployment secrets (blind-index root, token root, audit signing key) and two tenant keys.
-	if !strings.Contains(stderr, "5 keys to rewrap") || !strings.Contains(stderr, "rewrapped 5/5") {
-		t.Errorf("progress: got %q, want the count and rewrapped 5/5", stderr)
+	// Four deployment secrets (blind-index root, token root, audit signing key, consent proof key) and two tenant keys.
+	if !strings.Contains(stderr, "6 keys to rewrap") || !strings.Contains(stderr, "rewrapped 6/6") {
+		t.Errorf("progress: got %q, want the count and rewrapped 6/6", stderr)
 	}
 	lines := keyringLines(t, keyring)
 	if len(lines) != 2 || lines[0] != oldKey[0] {
 		t.Fatalf("keyring after rotation: got %d keys, want the old one first and a new one", len(lines))
 	}
 	newID, _, _ := strings.Cut(lines[1], " ")
-	for _, want := range []string{"Rotated the master key: " + newID, "5 keys were rewrapped", "Back up " + keyring + " again"} {
+	for _, want := range []string{"Rotated the master key: " + newID, "6 keys were rewrapped", "Back up " + keyring + " again"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary: got %q, want it to contain %q", out, want)
 		}
@@ -107,7 +107,7 @@ func TestRotateMasterCommand(t *testing.T) {
 	// unwrapped yet, follows the keyring file.
 	online := serve(t, dir, nil)
 	code, _, stderr = runCLI(map[string]string{"LETHE_DATA_DIR": dir}, "keys", "rotate-master")
-	if code != 0 || !strings.Contains(stderr, "rewrapped 5/5") {
+	if code != 0 || !strings.Contains(stderr, "rewrapped 6/6") {
 		t.Fatalf("rotate-master beside a server: got exit %d: %s", code, stderr)
 	}
 	readAll(t, online)

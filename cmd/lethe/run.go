@@ -47,6 +47,7 @@ Usage:
   lethe keys list
   lethe keys revoke KEY_ID
   lethe keys rotate-master [--data-dir DIR] [--key-store DSN] [--rewrap-only]
+  lethe keys rotate-tenant --tenant T [--data-dir DIR] [--key-store DSN]
   lethe audit verify [--key KEY] [--checkpoint FILE]...
   lethe audit export --subject ID [--out FILE]
   lethe audit verify-proof --key KEY FILE

@@ -22,6 +22,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/api"
 	"github.com/lethe-privacy/lethe/internal/certs"
+	"github.com/lethe-privacy/lethe/internal/consent"
 	"github.com/lethe-privacy/lethe/internal/postgres"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
 	"github.com/lethe-privacy/lethe/internal/vault"
@@ -80,6 +81,7 @@ type stores struct {
 	checkpoints lethe.CheckpointStore
 	// deployment is the ID binding data store and key store.
 	deployment string
+	consent    lethe.ConsentStore
 	// sharedAudit is the audit log every instance on a PostgreSQL data
 	// store shares; nil with SQLite, where the log is in the data directory.
 	sharedAudit *postgres.AuditLog
@@ -105,7 +107,7 @@ func openStores(ctx context.Context, cfg Config, log *slog.Logger) (*stores, err
 		if err != nil {
 			return nil, fmt.Errorf("open data store (PostgreSQL): %w", err)
 		}
-		s.data, s.apiKeys, s.vault = db, postgres.NewAPIKeyStore(db), postgres.NewVaultStore(db)
+		s.data, s.apiKeys, s.vault, s.consent = db, postgres.NewAPIKeyStore(db), postgres.NewVaultStore(db), postgres.NewConsentStore(db)
 		if s.sharedAudit, err = postgres.NewAuditLog(ctx, db); err != nil {
 			db.Close()
 			return nil, err
@@ -115,7 +117,7 @@ func openStores(ctx context.Context, cfg Config, log *slog.Logger) (*stores, err
 		if err != nil {
 			return nil, fmt.Errorf("open data store: %w", err)
 		}
-		s.data, s.apiKeys, s.vault = db, sqlite.NewAPIKeyStore(db), sqlite.NewVaultStore(db)
+		s.data, s.apiKeys, s.vault, s.consent = db, sqlite.NewAPIKeyStore(db), sqlite.NewVaultStore(db), sqlite.NewConsentStore(db)
 	}
 	if isPostgresURL(cfg.KeyStore) {
 		db, err := postgres.OpenKeys(ctx, cfg.KeyStore)
@@ -176,6 +178,7 @@ type server struct {
 	http          *http.Server
 	stores        *stores
 	audit         auditLog
+	consent       *consent.Service
 	VerifierKey   string         // the audit log's checkpoint verifier key
 	background    sync.WaitGroup // the forget-list replay and the audit pruner
 	log           *slog.Logger
@@ -220,7 +223,21 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 			s.audit.Close()
 		}
 	}()
-	v, err := vault.New(ctx, vault.Config{Store: st.vault, Keys: st.keyStore, KMS: kms.LocalKMS, Audit: s.audit, CacheSize: cfg.KeyCacheSize})
+	if s.consent, err = openConsent(ctx, cfg, st, kms.LocalKMS, s.audit, log); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			s.consent.Close()
+		}
+	}()
+	vc := vault.Config{Store: st.vault, Keys: st.keyStore, KMS: kms.LocalKMS, Audit: s.audit, CacheSize: cfg.KeyCacheSize, Erasures: s.consent}
+	if len(s.consent.Purposes()) > 0 {
+		vc.Purposes = s.consent
+	} else {
+		log.Warn("no purposes declared: reads and detokenisation for a purpose are not checked against consent; declare them in purposes.yaml (see docs/consent.md)")
+	}
+	v, err := vault.New(ctx, vc)
 	if err != nil {
 		return nil, fmt.Errorf("start vault: %w", err)
 	}
@@ -253,6 +270,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 		Keys:         st.apiKeys,
 		Vault:        v,
 		Audit:        s.audit,
+		Consent:      s.consent,
 		Ready:        map[string]lethe.Pinger{"data_store": st.data, "key_store": st.keys, "audit_log": s.audit},
 		Logger:       log,
 		MaxBodyBytes: cfg.MaxBodyBytes,
@@ -328,7 +346,7 @@ func (s *server) Wait() error {
 		}
 	}
 	s.background.Wait()
-	closeErr := errors.Join(s.audit.Close(), s.stores.Close())
+	closeErr := errors.Join(s.consent.Close(), s.audit.Close(), s.stores.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}

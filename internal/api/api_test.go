@@ -23,11 +23,23 @@ import (
 	"github.com/lethe-privacy/lethe/internal/api"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/audit/audittest"
+	"github.com/lethe-privacy/lethe/internal/consent"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
 	"github.com/lethe-privacy/lethe/internal/vault"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/openapi.json from the code")
+
+// testPurposes are the purposes the API tests declare: one per kind of
+// legal basis they exercise.
+var testPurposes = []lethe.Purpose{
+	{Key: "billing", Description: "Invoices and payment", Basis: lethe.BasisContract, Categories: []string{"user.financial"},
+		Policy: lethe.PolicyVersion{Version: "1", TextHash: strings.Repeat("a", 64)}},
+	{Key: "newsletter", Description: "Monthly newsletter", Basis: lethe.BasisConsent, DirectMarketing: true, Categories: []string{"user.contact.email"},
+		Policy: lethe.PolicyVersion{Version: "2026-02", TextHash: strings.Repeat("b", 64)}, Accepted: []lethe.PolicyVersion{{Version: "2025-09", TextHash: strings.Repeat("c", 64)}}},
+	{Key: "analytics", Description: "Product analytics", Basis: lethe.BasisLegitimateInterests,
+		Policy: lethe.PolicyVersion{Version: "1", TextHash: strings.Repeat("d", 64)}},
+}
 
 type fixture struct {
 	audit    *audit.Log
@@ -63,8 +75,19 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 	if o.Audit == nil {
 		o.Audit = f.audit
 	}
+	cs, err := consent.New(ctx, consent.Config{
+		Store: sqlite.NewConsentStore(db), Subjects: vault.Directory{Store: sqlite.NewVaultStore(db), Keys: sqlite.NewKeyStore(keysDB)},
+		Audit: f.audit, Purposes: testPurposes, ProofKey: bytes.Repeat([]byte{7}, 32), Follow: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	if o.Consent == nil {
+		o.Consent = cs
+	}
 	if o.Vault == nil {
-		o.Vault, err = vault.New(ctx, vault.Config{Store: sqlite.NewVaultStore(db), Keys: sqlite.NewKeyStore(keysDB), KMS: kms, Audit: f.audit})
+		o.Vault, err = vault.New(ctx, vault.Config{Store: sqlite.NewVaultStore(db), Keys: sqlite.NewKeyStore(keysDB), KMS: kms, Audit: f.audit, Purposes: cs, Erasures: cs})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,6 +215,12 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		return "/v1/subjects/" + newSubject(), `{"profile":{"x":1},"reason":"matrix"}`
 	case "GET /v1/audit":
 		return rt.Path + "?subject=" + newSubject(), ""
+	case "POST /v1/consent":
+		return rt.Path, fmt.Sprintf(`{"records":[{"subject_id":%q,"purpose":"newsletter","kind":"grant"}]}`, newSubject())
+	case "GET /v1/consent/check":
+		return rt.Path + "?purpose=billing&subject=" + newSubject(), ""
+	case "POST /v1/consent/check":
+		return rt.Path, fmt.Sprintf(`{"purpose":"billing","subjects":[%q]}`, newSubject())
 	}
 	if strings.Contains(rt.Path, "{id}") && strings.HasPrefix(rt.Path, "/v1/subjects/") {
 		return strings.Replace(rt.Path, "{id}", newSubject(), 1), ""

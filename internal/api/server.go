@@ -30,6 +30,7 @@ type Options struct {
 	Keys         lethe.APIKeyStore       // required
 	Vault        lethe.Vault             // required
 	Audit        lethe.AuditTrail        // required
+	Consent      lethe.Consent           // required
 	Ready        map[string]lethe.Pinger // dependencies /readyz checks, by name
 	Logger       *slog.Logger            // default: discard
 	Now          lethe.Now               // default: time.Now
@@ -43,6 +44,7 @@ type Server struct {
 	keys    lethe.APIKeyStore
 	vault   lethe.Vault
 	audit   lethe.AuditTrail
+	consent lethe.Consent
 	ready   map[string]lethe.Pinger
 	log     *slog.Logger
 	now     lethe.Now
@@ -56,7 +58,7 @@ type Server struct {
 
 // New builds a Server.
 func New(o Options) *Server {
-	s := &Server{keys: o.Keys, vault: o.Vault, audit: o.Audit, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
+	s := &Server{keys: o.Keys, vault: o.Vault, audit: o.Audit, consent: o.Consent, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -102,6 +104,7 @@ type Route struct {
 	Response   any              // zero value of the JSON response body type, or nil for no body
 	Status     int              // success status
 	Errors     []int            // error statuses besides the ones every route can return
+	BodyLimit  int64            // a larger body limit than the server's, for a route whose requests are big by nature
 
 	handle func(w http.ResponseWriter, r *http.Request) error
 }
@@ -125,6 +128,11 @@ func (s *Server) buildRoutes() []Route {
 		{Method: "POST", Path: "/v1/tokens", Permission: lethe.PermTokensCreate, Summary: "Turn a subject's values (or references to its fields) into opaque tokens; deterministic on request", Request: tokenizeRequest{}, Response: tokenizeResponse{}, Status: 201, Errors: []int{400, 404, 410, 413, 415}, handle: s.tokenize},
 		{Method: "POST", Path: "/v1/detokenize", Permission: lethe.PermTokensDetokenize, Summary: "Turn up to 10,000 tokens back into values for a purpose; each answers ok, gone, not_found or denied (a single token answers 410/404/403)", Request: detokenizeRequest{}, Response: detokenizeResponse{}, Status: 200, Errors: []int{400, 404, 410, 413, 415}, handle: s.detokenize},
 		{Method: "GET", Path: "/v1/audit", Permission: lethe.PermAuditRead, Summary: "A subject's audit events (subject=ID, after=INDEX, limit=1..1000, default 100), each with an RFC 6962 inclusion proof against a C2SP signed checkpoint; verify offline with 'lethe audit verify-proof'", Response: lethe.AuditBundle{}, Status: 200, Errors: []int{400, 503}, handle: s.auditEvents},
+		{Method: "GET", Path: "/v1/purposes", Permission: lethe.PermSelf, Summary: "The declared purposes: legal basis, data categories, retention and current policy version", Response: purposesResponse{}, Status: 200, handle: s.listPurposes},
+		{Method: "POST", Path: "/v1/consent", Permission: lethe.PermConsentWrite, Summary: "Record consents, withdrawals, restrictions and objections (up to 10,000), all or none, each audited; IP and user agent are kept only as keyed hashes", Request: recordConsentRequest{}, Response: recordConsentResponse{}, Status: 201, Errors: []int{400, 404, 410, 413, 415, 503}, handle: s.recordConsent},
+		{Method: "GET", Path: "/v1/consent/check", Permission: lethe.PermConsentCheck, Summary: "May this subject be processed for this purpose? (subject, purpose, optional min_revision) The answer names the reason and the ledger revision", Response: lethe.ConsentDecision{}, Status: 200, Errors: []int{400, 503}, handle: s.checkConsent},
+		{Method: "POST", Path: "/v1/consent/check", Permission: lethe.PermConsentCheck, Summary: "Filter up to 100,000 subjects for a purpose: the allowed ones, and why each other one is denied", Request: batchCheckRequest{}, Response: lethe.BatchDecision{}, Status: 200, Errors: []int{400, 413, 415, 503}, BodyLimit: 8 << 20, handle: s.checkConsentBatch},
+		{Method: "GET", Path: "/v1/subjects/{id}/consent", Permission: lethe.PermConsentRead, Summary: "A subject's consent ledger, oldest first: every grant, withdrawal, restriction and objection with its proof", Response: consentHistoryResponse{}, Status: 200, Errors: []int{400}, handle: s.consentHistory},
 		{Method: "DELETE", Path: "/v1/subjects/{id}", Permission: lethe.PermSubjectsErase, Summary: "Erase a subject: destroy its key, then delete its data; later reads answer 410", Response: erasureResponse{}, Status: 200, Errors: []int{400, 404}, handle: s.eraseSubject},
 	}
 }
@@ -197,7 +205,11 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 			r = r.WithContext(context.WithValue(r.Context(), principalKey{}, key))
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		limit := s.maxBody
+		if rt.BodyLimit > limit {
+			limit = rt.BodyLimit
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		if err := rt.handle(w, r); err != nil {
 			s.fail(w, r, err)
 		}

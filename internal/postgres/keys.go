@@ -47,14 +47,16 @@ const (
 	lockSubject         = `SELECT pg_advisory_xact_lock(2, hashtext($1::text || '/' || $2::text))`
 )
 
-// CreateTenantKey stores the tenant's wrapped key. ECONFLICT if the tenant
-// has one; EGONE if the tenant was erased; any other error is EINTERNAL.
+// CreateTenantKey stores the tenant's first wrapped key, as version 1.
+// ECONFLICT if the tenant has a key of any version; EGONE if the tenant was
+// erased; any other error is EINTERNAL.
 func (s *KeyStore) CreateTenantKey(ctx context.Context, tenant string, k *lethe.WrappedKey) error {
 	b := &pgx.Batch{}
 	b.Queue(lockTenantShared, tenant)
-	b.Queue(`INSERT INTO tenant_keys (tenant, wrapped, kek_id, created_at)
-		SELECT $1::text, $2::bytea, $3::text, $4::timestamptz
-		WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = $1 AND subject_id = '')`,
+	b.Queue(`INSERT INTO tenant_keys (tenant, version, wrapped, kek_id, created_at)
+		SELECT $1::text, 1, $2::bytea, $3::text, $4::timestamptz
+		WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = $1 AND subject_id = '')
+			AND NOT EXISTS (SELECT 1 FROM tenant_keys WHERE tenant = $1)`,
 		tenant, k.Wrapped, k.KEKID, k.CreatedAt)
 	inserted, err := execLocked(ctx, s.db.pool, b)
 	if code, _ := pgError(err); code == uniqueViolation {
@@ -62,16 +64,22 @@ func (s *KeyStore) CreateTenantKey(ctx context.Context, tenant string, k *lethe.
 	} else if err != nil {
 		return fmt.Errorf("create key of tenant %s: %w", tenant, err)
 	} else if inserted == 0 {
-		return errTenantGone(tenant)
+		// Either the tenant was erased or it has a key: the forget list
+		// tells which.
+		if err := s.missingKey(ctx, tenant, ""); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			return err
+		}
+		return lethe.Errorf(lethe.ECONFLICT, "tenant %s already has a key", tenant)
 	}
 	return nil
 }
 
-// TenantKey returns the tenant's wrapped key. ENOTFOUND if none was made;
-// EGONE if the tenant was erased; any other error is EINTERNAL.
+// TenantKey returns the tenant's current wrapped key, the highest version,
+// with Version set. ENOTFOUND if none was made; EGONE if the tenant was
+// erased; any other error is EINTERNAL.
 func (s *KeyStore) TenantKey(ctx context.Context, tenant string) (*lethe.WrappedKey, error) {
-	k, err := scanWrappedKey(s.db.pool.QueryRow(ctx,
-		`SELECT wrapped, kek_id, created_at FROM tenant_keys WHERE tenant = $1`, tenant))
+	k, err := scanTenantKey(s.db.pool.QueryRow(ctx, `SELECT version, wrapped, kek_id, created_at FROM tenant_keys
+		WHERE tenant = $1 ORDER BY version DESC LIMIT 1`, tenant))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, s.missingKey(ctx, tenant, "")
 	} else if err != nil {
@@ -80,29 +88,72 @@ func (s *KeyStore) TenantKey(ctx context.Context, tenant string) (*lethe.Wrapped
 	return k, nil
 }
 
-// CreateSubjectKey stores a subject's wrapped data key. ECONFLICT if the
-// subject has one; EGONE if the subject or its tenant was erased; any
-// other error is EINTERNAL.
+// TenantKeyVersion returns the given version of the tenant's wrapped key.
+// ENOTFOUND if that version is not stored; EGONE if the tenant was erased;
+// any other error is EINTERNAL.
+func (s *KeyStore) TenantKeyVersion(ctx context.Context, tenant string, version int) (*lethe.WrappedKey, error) {
+	k, err := scanTenantKey(s.db.pool.QueryRow(ctx, `SELECT version, wrapped, kek_id, created_at FROM tenant_keys
+		WHERE tenant = $1 AND version = $2`, tenant, version))
+	if errors.Is(err, pgx.ErrNoRows) {
+		if err := s.missingKey(ctx, tenant, ""); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			return nil, err
+		}
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "tenant %s has no key version %d", tenant, version)
+	} else if err != nil {
+		return nil, fmt.Errorf("get key version %d of tenant %s: %w", version, tenant, err)
+	}
+	return k, nil
+}
+
+// CreateSubjectKey stores a subject's wrapped data key, if k.KEKID names
+// the tenant's current key version. lethe.ErrStaleTenantKey (wrapped) if
+// it names another version or the tenant has no key; EINVALID if it names
+// no version of the tenant's key; ECONFLICT if the subject has a key; EGONE
+// if the subject or its tenant was erased; any other error is EINTERNAL.
+//
+// The insert checks the version itself, holding the tenant's shared lock,
+// which a new version (AddTenantKeyVersion) waits for exclusively: so a
+// version is never added between the check and the commit, and once one
+// is added, every insert after reads it.
 func (s *KeyStore) CreateSubjectKey(ctx context.Context, tenant, subjectID string, k *lethe.WrappedKey) error {
 	if subjectID == "" {
 		return fmt.Errorf("create subject key in tenant %s: empty subject id", tenant)
+	}
+	version, err := subjectKEKVersion(tenant, k.KEKID)
+	if err != nil {
+		return err
 	}
 	b := &pgx.Batch{}
 	b.Queue(lockTenantShared, tenant)
 	b.Queue(lockSubject, tenant, subjectID)
 	b.Queue(`INSERT INTO subject_keys (tenant, subject_id, wrapped, kek_id, created_at)
 		SELECT $1::text, $2::text, $3::bytea, $4::text, $5::timestamptz
-		WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = $1 AND subject_id IN ($2, ''))`,
-		tenant, subjectID, k.Wrapped, k.KEKID, k.CreatedAt)
+		WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = $1 AND subject_id IN ($2, ''))
+			AND (SELECT max(version) FROM tenant_keys WHERE tenant = $1) = $6`,
+		tenant, subjectID, k.Wrapped, k.KEKID, k.CreatedAt, version)
 	inserted, err := execLocked(ctx, s.db.pool, b)
 	if code, _ := pgError(err); code == uniqueViolation {
 		return lethe.Errorf(lethe.ECONFLICT, "subject %s already has a key", subjectID)
 	} else if err != nil {
 		return fmt.Errorf("create key of subject %s: %w", subjectID, err)
 	} else if inserted == 0 {
-		return s.missingKey(ctx, tenant, subjectID) // EGONE: the forget list names it
+		// EGONE if the forget list names it, else the version was stale.
+		if err := s.missingKey(ctx, tenant, subjectID); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			return err
+		}
+		return fmt.Errorf("create key of subject %s under version %d of tenant %s's key: %w", subjectID, version, tenant, lethe.ErrStaleTenantKey)
 	}
 	return nil
+}
+
+// subjectKEKVersion returns the version of tenant's key that a subject
+// key's kekID names; EINVALID if it names none.
+func subjectKEKVersion(tenant, kekID string) (int, error) {
+	t, version, ok := lethe.ParseTenantKEKID(kekID)
+	if !ok || t != tenant {
+		return 0, lethe.Errorf(lethe.EINVALID, "a subject key of tenant %s must be wrapped under a version of the tenant's key, not %q", tenant, kekID)
+	}
+	return version, nil
 }
 
 // SubjectKey returns a subject's wrapped data key. ENOTFOUND if there is
@@ -159,8 +210,9 @@ func (s *KeyStore) DestroySubjectKey(ctx context.Context, tenant, subjectID stri
 	return nil
 }
 
-// DestroyTenantKey deletes the tenant's key and every subject key of the
-// tenant, and adds the tenant to the forget list, in one transaction.
+// DestroyTenantKey deletes every version of the tenant's key and every
+// subject key of the tenant, and adds the tenant to the forget list, in one
+// transaction.
 // Destroying it again is not an error and keeps the first erasure time.
 // Any error is EINTERNAL.
 func (s *KeyStore) DestroyTenantKey(ctx context.Context, tenant string, at time.Time) error {
@@ -275,6 +327,16 @@ func (s *KeyStore) CreateSecret(ctx context.Context, name string, k *lethe.Wrapp
 func scanWrappedKey(row pgx.Row) (*lethe.WrappedKey, error) {
 	var k lethe.WrappedKey
 	if err := row.Scan(&k.Wrapped, &k.KEKID, &k.CreatedAt); err != nil {
+		return nil, err
+	}
+	k.CreatedAt = k.CreatedAt.UTC()
+	return &k, nil
+}
+
+// scanTenantKey scans version, wrapped, kek_id and created_at.
+func scanTenantKey(row pgx.Row) (*lethe.WrappedKey, error) {
+	var k lethe.WrappedKey
+	if err := row.Scan(&k.Version, &k.Wrapped, &k.KEKID, &k.CreatedAt); err != nil {
 		return nil, err
 	}
 	k.CreatedAt = k.CreatedAt.UTC()

@@ -36,6 +36,23 @@ func TestVaultStore(t *testing.T) {
 	})
 }
 
+func TestConsentStore(t *testing.T) {
+	storetest.TestConsentStore(t, func(t *testing.T) lethe.ConsentStore {
+		return NewConsentStore(openTest(t, OpenData, testsvc.Postgres(t)))
+	})
+}
+
+func TestConsentReopen(t *testing.T) {
+	dsn := testsvc.Postgres(t)
+	storetest.TestConsentReopen(t, func(t *testing.T) (lethe.ConsentStore, func() error) {
+		db, err := OpenData(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewConsentStore(db), db.Close
+	})
+}
+
 func TestKeyStore(t *testing.T) {
 	storetest.TestKeyStore(t, func(t *testing.T) lethe.KeyStore {
 		return NewKeyStore(openTest(t, OpenKeys, testsvc.Postgres(t)))
@@ -218,9 +235,10 @@ func TestWrongStore(t *testing.T) {
 	data := openTest(t, OpenData, testsvc.Postgres(t))
 	keys := openTest(t, OpenKeys, testsvc.Postgres(t))
 	for name, build := range map[string]func(){
-		"NewAPIKeyStore on the key store": func() { NewAPIKeyStore(keys) },
-		"NewVaultStore on the key store":  func() { NewVaultStore(keys) },
-		"NewKeyStore on the data store":   func() { NewKeyStore(data) },
+		"NewAPIKeyStore on the key store":  func() { NewAPIKeyStore(keys) },
+		"NewVaultStore on the key store":   func() { NewVaultStore(keys) },
+		"NewConsentStore on the key store": func() { NewConsentStore(keys) },
+		"NewKeyStore on the data store":    func() { NewKeyStore(data) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -241,6 +259,9 @@ func TestNoRowsLeft(t *testing.T) {
 	data := openTest(t, OpenData, testsvc.Postgres(t))
 	keys := openTest(t, OpenKeys, testsvc.Postgres(t))
 	vault, ks := NewVaultStore(data), NewKeyStore(keys)
+	if err := ks.CreateTenantKey(ctx, "acme", &lethe.WrappedKey{Wrapped: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []string{"sub_1", "sub_2"} {
 		err := vault.CreateSubject(ctx, &lethe.Subject{ID: id, Tenant: "acme"},
 			[]lethe.SealedIdentifier{{Tenant: "acme", SubjectID: id, Kind: "email", Index: []byte(id), Sealed: []byte{1}}},
@@ -251,12 +272,9 @@ func TestNoRowsLeft(t *testing.T) {
 		if err := vault.CreateTokens(ctx, []lethe.SealedToken{{Token: "tok_" + id, Tenant: "acme", SubjectID: id, Sealed: []byte{1}}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := ks.CreateSubjectKey(ctx, "acme", id, &lethe.WrappedKey{Wrapped: []byte{1}}); err != nil {
+		if err := ks.CreateSubjectKey(ctx, "acme", id, &lethe.WrappedKey{Wrapped: []byte{1}, KEKID: lethe.TenantKEKID("acme", 1)}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := ks.CreateTenantKey(ctx, "acme", &lethe.WrappedKey{Wrapped: []byte{1}}); err != nil {
-		t.Fatal(err)
 	}
 	if err := vault.DeleteSubject(ctx, "acme", "sub_1"); err != nil {
 		t.Fatal(err)
@@ -289,6 +307,10 @@ func TestNoRowsLeft(t *testing.T) {
 
 func BenchmarkVaultStore(b *testing.B) {
 	storetest.BenchmarkVaultStore(b, NewVaultStore(openTest(b, OpenData, testsvc.Postgres(b))))
+}
+
+func BenchmarkConsentStore(b *testing.B) {
+	storetest.BenchmarkConsentStore(b, NewConsentStore(openTest(b, OpenData, testsvc.Postgres(b))))
 }
 
 func BenchmarkKeyStore(b *testing.B) {

@@ -12,3 +12,9 @@ func TestKeyRewrapper(t *testing.T) {
 		return NewKeyStore(openTest(t, OpenKeys, testsvc.Postgres(t)))
 	})
 }
+
+func TestTenantKeyRotator(t *testing.T) {
+	storetest.TestTenantKeyRotator(t, func(t *testing.T) storetest.TenantRotatorKeyStore {
+		return NewKeyStore(openTest(t, OpenKeys, testsvc.Postgres(t)))
+	})
+}

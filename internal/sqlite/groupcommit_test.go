@@ -69,7 +69,7 @@ func TestBatchAfterClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.Close()
-	err = NewKeyStore(db).CreateSubjectKey(ctx, "t", "sub_x", &lethe.WrappedKey{Wrapped: []byte("w"), KEKID: "k", CreatedAt: time.Now()})
+	err = NewKeyStore(db).CreateSubjectKey(ctx, "t", "sub_x", &lethe.WrappedKey{Wrapped: []byte("w"), KEKID: lethe.TenantKEKID("t", 1), CreatedAt: time.Now()})
 	if err == nil {
 		t.Fatal("a write after Close succeeded")
 	}

@@ -31,12 +31,14 @@ func NewKeyStore(db *DB) *KeyStore {
 	return &KeyStore{db: db}
 }
 
-// CreateTenantKey stores the tenant's wrapped key. ECONFLICT if the tenant
-// has one; EGONE if the tenant was erased; any other error is EINTERNAL.
+// CreateTenantKey stores the tenant's first wrapped key, as version 1.
+// ECONFLICT if the tenant has a key of any version; EGONE if the tenant was
+// erased; any other error is EINTERNAL.
 func (s *KeyStore) CreateTenantKey(ctx context.Context, tenant string, k *lethe.WrappedKey) error {
-	res, err := s.db.write.ExecContext(ctx, `INSERT INTO tenant_keys (tenant, wrapped, kek_id, created_at)
-		SELECT ?1, ?2, ?3, ?4
-		WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = ?1 AND subject_id = '')`,
+	res, err := s.db.write.ExecContext(ctx, `INSERT INTO tenant_keys (tenant, version, wrapped, kek_id, created_at)
+		SELECT ?1, 1, ?2, ?3, ?4
+		WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = ?1 AND subject_id = '')
+			AND NOT EXISTS (SELECT 1 FROM tenant_keys WHERE tenant = ?1)`,
 		tenant, k.Wrapped, k.KEKID, k.CreatedAt.UnixMicro())
 	if constraint(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 		return lethe.Errorf(lethe.ECONFLICT, "tenant %s already has a key", tenant)
@@ -46,16 +48,22 @@ func (s *KeyStore) CreateTenantKey(ctx context.Context, tenant string, k *lethe.
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("create key of tenant %s: %w", tenant, err)
 	} else if n == 0 {
-		return errTenantGone(tenant)
+		// Either the tenant was erased or it has a key: the forget list
+		// tells which.
+		if err := s.missingKey(ctx, tenant, ""); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			return err
+		}
+		return lethe.Errorf(lethe.ECONFLICT, "tenant %s already has a key", tenant)
 	}
 	return nil
 }
 
-// TenantKey returns the tenant's wrapped key. ENOTFOUND if none was made;
-// EGONE if the tenant was erased; any other error is EINTERNAL.
+// TenantKey returns the tenant's current wrapped key, the highest version,
+// with Version set. ENOTFOUND if none was made; EGONE if the tenant was
+// erased; any other error is EINTERNAL.
 func (s *KeyStore) TenantKey(ctx context.Context, tenant string) (*lethe.WrappedKey, error) {
-	k, err := scanWrappedKey(s.db.queryRow(ctx,
-		`SELECT wrapped, kek_id, created_at FROM tenant_keys WHERE tenant = ?`, tenant))
+	k, err := scanTenantKey(s.db.queryRow(ctx, `SELECT version, wrapped, kek_id, created_at FROM tenant_keys
+		WHERE tenant = ? ORDER BY version DESC LIMIT 1`, tenant))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, s.missingKey(ctx, tenant, "")
 	} else if err != nil {
@@ -64,20 +72,52 @@ func (s *KeyStore) TenantKey(ctx context.Context, tenant string) (*lethe.Wrapped
 	return k, nil
 }
 
-// CreateSubjectKey stores a subject's wrapped data key. ECONFLICT if the
-// subject has one; EGONE if the subject or its tenant was erased; any
-// other error is EINTERNAL.
+// TenantKeyVersion returns the given version of the tenant's wrapped key.
+// ENOTFOUND if that version is not stored; EGONE if the tenant was erased;
+// any other error is EINTERNAL.
+func (s *KeyStore) TenantKeyVersion(ctx context.Context, tenant string, version int) (*lethe.WrappedKey, error) {
+	k, err := scanTenantKey(s.db.queryRow(ctx, `SELECT version, wrapped, kek_id, created_at FROM tenant_keys
+		WHERE tenant = ? AND version = ?`, tenant, version))
+	if errors.Is(err, sql.ErrNoRows) {
+		if err := s.missingKey(ctx, tenant, ""); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			return nil, err
+		}
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "tenant %s has no key version %d", tenant, version)
+	} else if err != nil {
+		return nil, fmt.Errorf("get key version %d of tenant %s: %w", version, tenant, err)
+	}
+	return k, nil
+}
+
+// currentTenantKeyIs is true in a statement, with the tenant as ?1 and a
+// version as ?6, when that version is the tenant's current one.
+const currentTenantKeyIs = `(SELECT max(version) FROM tenant_keys WHERE tenant = ?1) = ?6`
+
+// CreateSubjectKey stores a subject's wrapped data key, if k.KEKID names
+// the tenant's current key version. lethe.ErrStaleTenantKey (wrapped) if
+// it names another version or the tenant has no key; EINVALID if it names
+// no version of the tenant's key; ECONFLICT if the subject has a key; EGONE
+// if the subject or its tenant was erased; any other error is EINTERNAL.
+//
+// The version is checked by the statement that inserts the key, on the
+// one write connection, so no rotation can add a version between the check
+// and the insert.
 func (s *KeyStore) CreateSubjectKey(ctx context.Context, tenant, subjectID string, k *lethe.WrappedKey) error {
 	if subjectID == "" {
 		return fmt.Errorf("create subject key in tenant %s: empty subject id", tenant)
 	}
+	version, err := subjectKEKVersion(tenant, k.KEKID)
+	if err != nil {
+		return err
+	}
 	// Every create stores a key first: keys share commits (batch).
 	var n int64
-	err := s.db.batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err = s.db.batch(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO subject_keys (tenant, subject_id, wrapped, kek_id, created_at)
 			SELECT ?1, ?2, ?3, ?4, ?5
-			WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = ?1 AND subject_id IN (?2, ''))`,
-			tenant, subjectID, k.Wrapped, k.KEKID, k.CreatedAt.UnixMicro())
+			WHERE NOT EXISTS (SELECT 1 FROM forget_list WHERE tenant = ?1 AND subject_id IN (?2, ''))
+				AND `+currentTenantKeyIs,
+			tenant, subjectID, k.Wrapped, k.KEKID, k.CreatedAt.UnixMicro(), version)
 		if constraint(err) == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 			return lethe.Errorf(lethe.ECONFLICT, "subject %s already has a key", subjectID)
 		} else if err != nil {
@@ -90,9 +130,23 @@ func (s *KeyStore) CreateSubjectKey(ctx context.Context, tenant, subjectID strin
 		return err
 	}
 	if n == 0 {
-		return s.missingKey(ctx, tenant, subjectID) // EGONE: the forget list names it
+		// EGONE if the forget list names it, else the version was stale.
+		if err := s.missingKey(ctx, tenant, subjectID); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			return err
+		}
+		return fmt.Errorf("create key of subject %s under version %d of tenant %s's key: %w", subjectID, version, tenant, lethe.ErrStaleTenantKey)
 	}
 	return nil
+}
+
+// subjectKEKVersion returns the version of tenant's key that a subject
+// key's kekID names; EINVALID if it names none.
+func subjectKEKVersion(tenant, kekID string) (int, error) {
+	t, version, ok := lethe.ParseTenantKEKID(kekID)
+	if !ok || t != tenant {
+		return 0, lethe.Errorf(lethe.EINVALID, "a subject key of tenant %s must be wrapped under a version of the tenant's key, not %q", tenant, kekID)
+	}
+	return version, nil
 }
 
 // SubjectKey returns a subject's wrapped data key. ENOTFOUND if there is
@@ -141,8 +195,9 @@ func (s *KeyStore) DestroySubjectKey(ctx context.Context, tenant, subjectID stri
 		`DELETE FROM subject_keys WHERE tenant = ? AND subject_id = ?`)
 }
 
-// DestroyTenantKey deletes the tenant's key and every subject key of the
-// tenant, and adds the tenant to the forget list, in one transaction.
+// DestroyTenantKey deletes every version of the tenant's key and every
+// subject key of the tenant, and adds the tenant to the forget list, in one
+// transaction.
 // Destroying it again is not an error and keeps the first erasure time.
 // Any error is EINTERNAL.
 func (s *KeyStore) DestroyTenantKey(ctx context.Context, tenant string, at time.Time) error {
@@ -270,6 +325,17 @@ func scanWrappedKey(row scanner) (*lethe.WrappedKey, error) {
 	var k lethe.WrappedKey
 	var created int64
 	if err := row.Scan(&k.Wrapped, &k.KEKID, &created); err != nil {
+		return nil, err
+	}
+	k.CreatedAt = time.UnixMicro(created).UTC()
+	return &k, nil
+}
+
+// scanTenantKey scans version, wrapped, kek_id and created_at.
+func scanTenantKey(row scanner) (*lethe.WrappedKey, error) {
+	var k lethe.WrappedKey
+	var created int64
+	if err := row.Scan(&k.Version, &k.Wrapped, &k.KEKID, &created); err != nil {
 		return nil, err
 	}
 	k.CreatedAt = time.UnixMicro(created).UTC()

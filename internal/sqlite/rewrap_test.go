@@ -21,14 +21,30 @@ func TestRewrapQueryPlans(t *testing.T) {
 	keys := openTest(t, OpenKeys, filepath.Join(t.TempDir(), "keys.db"))
 	want := map[string]string{
 		lethe.StaleSecret:    "SEARCH secrets USING PRIMARY KEY (name>?)",
-		lethe.StaleTenantKey: "SEARCH tenant_keys USING PRIMARY KEY (tenant>?)",
+		lethe.StaleTenantKey: "SEARCH tenant_keys USING PRIMARY KEY ((tenant,version)>(?,?))",
 	}
 	for _, table := range masterWrappedTables {
 		t.Run(table.kind, func(t *testing.T) {
-			plan := queryPlan(t, keys, table.next, "kek", "name", 10)
+			plan := queryPlan(t, keys, table.next, table.nextArgs("kek", lethe.StaleKey{Name: "name", Version: 1}, 10)...)
 			if !slices.Contains(plan, want[table.kind]) {
 				t.Errorf("plan: got %q, want a step %q", plan, want[table.kind])
 			}
 		})
+	}
+}
+
+func TestTenantKeyRotator(t *testing.T) {
+	storetest.TestTenantKeyRotator(t, func(t *testing.T) storetest.TenantRotatorKeyStore {
+		return NewKeyStore(openTest(t, OpenKeys, filepath.Join(t.TempDir(), "keys.db")))
+	})
+}
+
+// TestTenantKeyQueryPlans checks that listing a tenant's stale subject keys
+// walks the primary key from the cursor.
+func TestTenantKeyQueryPlans(t *testing.T) {
+	keys := openTest(t, OpenKeys, filepath.Join(t.TempDir(), "keys.db"))
+	plan := queryPlan(t, keys, staleSubjectKeysQuery, "acme", "sub_1", "tenant:acme:v2", "tenant:acme:v2", 10)
+	if want := "SEARCH subject_keys USING PRIMARY KEY (tenant=? AND subject_id>?)"; !slices.Contains(plan, want) {
+		t.Errorf("plan: got %q, want a step %q", plan, want)
 	}
 }

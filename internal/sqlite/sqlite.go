@@ -3,10 +3,12 @@
 // holds cryptographic keys and so must never share a file (or a backup) with
 // the data store.
 //
-// The data store holds API keys (APIKeyStore) and the vault (VaultStore):
+// The data store holds API keys (APIKeyStore); the vault (VaultStore):
 // subjects, their identifiers as blind indexes, their profile versions and
-// tokens, everything personal sealed under the subject's data key. The key
-// store (KeyStore) holds those data keys and the tenants' keys, wrapped;
+// tokens, everything personal sealed under the subject's data key; and the
+// consent ledger (ConsentStore): append-only, in one global order of
+// revisions, with IDs, codes and keyed hashes but nothing personal. The
+// key store (KeyStore) holds those data keys and the tenants' keys, wrapped;
 // deployment secrets; the forget list of erased subjects and tenants; and
 // the audit log's latest signed checkpoint, kept apart from the log so that
 // a rollback of the log is detected.

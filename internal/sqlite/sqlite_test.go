@@ -45,6 +45,23 @@ func TestVaultStore(t *testing.T) {
 	})
 }
 
+func TestConsentStore(t *testing.T) {
+	storetest.TestConsentStore(t, func(t *testing.T) lethe.ConsentStore {
+		return NewConsentStore(openTest(t, OpenData, filepath.Join(t.TempDir(), "data.db")))
+	})
+}
+
+func TestConsentReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data.db")
+	storetest.TestConsentReopen(t, func(t *testing.T) (lethe.ConsentStore, func() error) {
+		db, err := OpenData(t.Context(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return NewConsentStore(db), db.Close
+	})
+}
+
 func TestKeyStore(t *testing.T) {
 	storetest.TestKeyStore(t, func(t *testing.T) lethe.KeyStore {
 		return NewKeyStore(openTest(t, OpenKeys, filepath.Join(t.TempDir(), "keys.db")))
@@ -263,9 +280,10 @@ func TestWrongStore(t *testing.T) {
 	data := openTest(t, OpenData, filepath.Join(t.TempDir(), "data.db"))
 	keys := openTest(t, OpenKeys, filepath.Join(t.TempDir(), "keys.db"))
 	for name, build := range map[string]func(){
-		"NewAPIKeyStore on the key store": func() { NewAPIKeyStore(keys) },
-		"NewVaultStore on the key store":  func() { NewVaultStore(keys) },
-		"NewKeyStore on the data store":   func() { NewKeyStore(data) },
+		"NewAPIKeyStore on the key store":  func() { NewAPIKeyStore(keys) },
+		"NewVaultStore on the key store":   func() { NewVaultStore(keys) },
+		"NewConsentStore on the key store": func() { NewConsentStore(keys) },
+		"NewKeyStore on the data store":    func() { NewKeyStore(data) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {
@@ -286,6 +304,9 @@ func TestNoRowsLeft(t *testing.T) {
 	data := openTest(t, OpenData, filepath.Join(t.TempDir(), "data.db"))
 	keys := openTest(t, OpenKeys, filepath.Join(t.TempDir(), "keys.db"))
 	vault, ks := NewVaultStore(data), NewKeyStore(keys)
+	if err := ks.CreateTenantKey(ctx, "acme", &lethe.WrappedKey{Wrapped: []byte{1}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range []string{"sub_1", "sub_2"} {
 		err := vault.CreateSubject(ctx, &lethe.Subject{ID: id, Tenant: "acme"},
 			[]lethe.SealedIdentifier{{Tenant: "acme", SubjectID: id, Kind: "email", Index: []byte(id), Sealed: []byte{1}}},
@@ -296,12 +317,9 @@ func TestNoRowsLeft(t *testing.T) {
 		if err := vault.CreateTokens(ctx, []lethe.SealedToken{{Token: "tok_" + id, Tenant: "acme", SubjectID: id, Sealed: []byte{1}}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := ks.CreateSubjectKey(ctx, "acme", id, &lethe.WrappedKey{Wrapped: []byte{1}}); err != nil {
+		if err := ks.CreateSubjectKey(ctx, "acme", id, &lethe.WrappedKey{Wrapped: []byte{1}, KEKID: lethe.TenantKEKID("acme", 1)}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := ks.CreateTenantKey(ctx, "acme", &lethe.WrappedKey{Wrapped: []byte{1}}); err != nil {
-		t.Fatal(err)
 	}
 	if err := vault.DeleteSubject(ctx, "acme", "sub_1"); err != nil {
 		t.Fatal(err)
@@ -344,6 +362,9 @@ func TestQueryPlans(t *testing.T) {
 		want  string
 	}{
 		{"tokens", data, tokensQuery, []any{`["tok_1"]`, "acme"}, "SEARCH tokens USING PRIMARY KEY (token=?)"},
+		{"consent history", data, consentHistoryQuery, []any{"acme", "sub_1"},
+			"SEARCH consent_events USING INDEX consent_events_subject (tenant=? AND subject_id=?)"},
+		{"consent since", data, consentSinceQuery, []any{0, 100}, "SEARCH consent_events USING INTEGER PRIMARY KEY (rowid>?)"},
 		{"forget list", keys, forgetListQuery, []any{0, "acme", "sub_1", 10},
 			"SEARCH forget_list USING COVERING INDEX forget_list_erased_at ((erased_at,tenant,subject_id)>(?,?,?))"},
 	} {
@@ -370,7 +391,10 @@ func TestBackup(t *testing.T) {
 	if err := vault.CreateSubject(ctx, sub, ids, &lethe.SealedVersion{Tenant: "acme", SubjectID: "sub_1", Version: 1, Sealed: []byte{1}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ks.CreateSubjectKey(ctx, "acme", "sub_1", &lethe.WrappedKey{Wrapped: []byte("wrapped"), KEKID: "kek_1"}); err != nil {
+	if err := ks.CreateTenantKey(ctx, "acme", &lethe.WrappedKey{Wrapped: []byte("tenant"), KEKID: "kek_1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.CreateSubjectKey(ctx, "acme", "sub_1", &lethe.WrappedKey{Wrapped: []byte("wrapped"), KEKID: lethe.TenantKEKID("acme", 1)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ks.DestroySubjectKey(ctx, "acme", "sub_gone", time.Now()); err != nil {
@@ -458,6 +482,10 @@ func TestBackup(t *testing.T) {
 
 func BenchmarkVaultStore(b *testing.B) {
 	storetest.BenchmarkVaultStore(b, NewVaultStore(openTest(b, OpenData, filepath.Join(b.TempDir(), "data.db"))))
+}
+
+func BenchmarkConsentStore(b *testing.B) {
+	storetest.BenchmarkConsentStore(b, NewConsentStore(openTest(b, OpenData, filepath.Join(b.TempDir(), "data.db"))))
 }
 
 func BenchmarkKeyStore(b *testing.B) {

@@ -83,9 +83,12 @@ func BenchmarkVaultStore(b *testing.B, s lethe.VaultStore) {
 // request that decrypts.
 func BenchmarkKeyStore(b *testing.B, s lethe.KeyStore) {
 	ctx := b.Context()
+	if err := s.CreateTenantKey(ctx, "acme", newWrappedKey("acme")); err != nil {
+		b.Fatal(err)
+	}
 	for i := range benchSubjects {
 		id := fmt.Sprintf("sub_%04d", i)
-		if err := s.CreateSubjectKey(ctx, "acme", id, newWrappedKey(id)); err != nil {
+		if err := s.CreateSubjectKey(ctx, "acme", id, newSubjectKey("acme", id, 1)); err != nil {
 			b.Fatal(err)
 		}
 	}

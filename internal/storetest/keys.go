@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -37,13 +38,19 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) lethe.KeyStore) {
 		s := newStore(t)
 		_, err := s.SubjectKey(t.Context(), "acme", "sub_1")
 		wantCode(t, err, lethe.ENOTFOUND)
-		want := newWrappedKey("sub_1")
+		if err := s.CreateTenantKey(t.Context(), "acme", newWrappedKey("acme")); err != nil {
+			t.Fatal(err)
+		}
+		want := newSubjectKey("acme", "sub_1", 1)
 		if err := s.CreateSubjectKey(t.Context(), "acme", "sub_1", want); err != nil {
 			t.Fatal(err)
 		}
 		checkSubjectKey(t, s, "acme", "sub_1", want)
-		err = s.CreateSubjectKey(t.Context(), "acme", "sub_1", newWrappedKey("sub_1 again"))
+		err = s.CreateSubjectKey(t.Context(), "acme", "sub_1", newSubjectKey("acme", "sub_1 again", 1))
 		wantCode(t, err, lethe.ECONFLICT)
+		if errors.Is(err, lethe.ErrStaleTenantKey) {
+			t.Errorf("a subject with a key: got %v, want a conflict other than a stale tenant key", err)
+		}
 		checkSubjectKey(t, s, "acme", "sub_1", want)
 		_, err = s.SubjectKey(t.Context(), "acme", "sub_2")
 		wantCode(t, err, lethe.ENOTFOUND)
@@ -62,7 +69,7 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) lethe.KeyStore) {
 			wantCode(t, err, lethe.EGONE)
 			checkForgotten(t, s, "acme", "sub_1", lethe.Forgotten{Tenant: "acme", SubjectID: "sub_1", ErasedAt: first})
 		}
-		err := s.CreateSubjectKey(t.Context(), "acme", "sub_1", newWrappedKey("sub_1 reborn"))
+		err := s.CreateSubjectKey(t.Context(), "acme", "sub_1", newSubjectKey("acme", "sub_1 reborn", 1))
 		wantCode(t, err, lethe.EGONE)
 		_, err = s.SubjectKey(t.Context(), "acme", "sub_1")
 		wantCode(t, err, lethe.EGONE)
@@ -78,7 +85,7 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) lethe.KeyStore) {
 		}
 		_, err := s.SubjectKey(t.Context(), "acme", "sub_keyless")
 		wantCode(t, err, lethe.EGONE)
-		err = s.CreateSubjectKey(t.Context(), "acme", "sub_keyless", newWrappedKey("late"))
+		err = s.CreateSubjectKey(t.Context(), "acme", "sub_keyless", newSubjectKey("acme", "late", 1))
 		wantCode(t, err, lethe.EGONE)
 		checkForgotten(t, s, "acme", "sub_keyless", lethe.Forgotten{Tenant: "acme", SubjectID: "sub_keyless", ErasedAt: base})
 	})
@@ -95,7 +102,7 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) lethe.KeyStore) {
 		if err := s.DestroySubjectKey(t.Context(), "acme", "", base); err == nil {
 			t.Error("destroy the key of subject \"\": got no error, want one")
 		}
-		if err := s.CreateSubjectKey(t.Context(), "acme", "", newWrappedKey("")); err == nil {
+		if err := s.CreateSubjectKey(t.Context(), "acme", "", newSubjectKey("acme", "", 1)); err == nil {
 			t.Error("create a key for subject \"\": got no error, want one")
 		}
 		_, err := s.Forgotten(t.Context(), "acme", "")
@@ -131,7 +138,7 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) lethe.KeyStore) {
 		}
 		err := s.CreateTenantKey(t.Context(), "acme", newWrappedKey("acme reborn"))
 		wantCode(t, err, lethe.EGONE)
-		err = s.CreateSubjectKey(t.Context(), "acme", "sub_new", newWrappedKey("sub_new"))
+		err = s.CreateSubjectKey(t.Context(), "acme", "sub_new", newSubjectKey("acme", "sub_new", 1))
 		wantCode(t, err, lethe.EGONE)
 		// Another tenant's keys, even of a subject with the same ID, stay.
 		checkTenantKey(t, s, "globex", newWrappedKey("globex"))
@@ -350,13 +357,24 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) lethe.KeyStore) {
 		// create that races a destruction either fails or is undone.
 		s := newStore(t)
 		const n = 16
+		for i := range n {
+			for _, tenant := range []string{"acme", fmt.Sprintf("tenant_%02d", i)} {
+				if err := s.CreateTenantKey(t.Context(), tenant, newWrappedKey(tenant)); err != nil && lethe.ErrorCode(err) != lethe.ECONFLICT {
+					t.Fatal(err)
+				}
+			}
+		}
 		var wg sync.WaitGroup
 		errs := make([]error, 4*n)
 		for i := range n {
 			subject, tenant := fmt.Sprintf("sub_%02d", i), fmt.Sprintf("tenant_%02d", i)
-			wg.Go(func() { errs[4*i] = s.CreateSubjectKey(t.Context(), "acme", subject, newWrappedKey(subject)) })
+			wg.Go(func() {
+				errs[4*i] = s.CreateSubjectKey(t.Context(), "acme", subject, newSubjectKey("acme", subject, 1))
+			})
 			wg.Go(func() { errs[4*i+1] = s.DestroySubjectKey(t.Context(), "acme", subject, base) })
-			wg.Go(func() { errs[4*i+2] = s.CreateSubjectKey(t.Context(), tenant, subject, newWrappedKey(subject)) })
+			wg.Go(func() {
+				errs[4*i+2] = s.CreateSubjectKey(t.Context(), tenant, subject, newSubjectKey(tenant, subject, 1))
+			})
 			wg.Go(func() { errs[4*i+3] = s.DestroyTenantKey(t.Context(), tenant, base) })
 		}
 		wg.Wait()
@@ -381,23 +399,42 @@ func newWrappedKey(seed string) *lethe.WrappedKey {
 	return &lethe.WrappedKey{Wrapped: sealed("key", seed), KEKID: "kek_" + seed, CreatedAt: base}
 }
 
-// createSubjectKey stores a new key for the subject and returns it.
+// newSubjectKey returns a subject key made from tenant and seed, wrapped
+// under the given version of the tenant's key, created at base.
+func newSubjectKey(tenant, seed string, version int) *lethe.WrappedKey {
+	return &lethe.WrappedKey{Wrapped: sealed("key", tenant+"/"+seed), KEKID: lethe.TenantKEKID(tenant, version), CreatedAt: base}
+}
+
+// createSubjectKey stores a new key for the subject, wrapped under the
+// tenant's current key (made first if the tenant has none), and returns
+// it.
 func createSubjectKey(t *testing.T, s lethe.KeyStore, tenant, subjectID string) *lethe.WrappedKey {
 	t.Helper()
-	k := newWrappedKey(tenant + "/" + subjectID)
+	if err := s.CreateTenantKey(t.Context(), tenant, newWrappedKey(tenant)); err != nil && lethe.ErrorCode(err) != lethe.ECONFLICT {
+		t.Fatalf("create key of tenant %s: %v", tenant, err)
+	}
+	current, err := s.TenantKey(t.Context(), tenant)
+	if err != nil {
+		t.Fatalf("key of tenant %s: %v", tenant, err)
+	}
+	k := newSubjectKey(tenant, subjectID, current.Version)
 	if err := s.CreateSubjectKey(t.Context(), tenant, subjectID, k); err != nil {
 		t.Fatalf("create key of %s/%s: %v", tenant, subjectID, err)
 	}
 	return k
 }
 
+// checkTenantKey checks the tenant's current key. A want without a
+// Version is the first key, version 1.
 func checkTenantKey(t *testing.T, s lethe.KeyStore, tenant string, want *lethe.WrappedKey) {
 	t.Helper()
 	got, err := s.TenantKey(t.Context(), tenant)
 	if err != nil {
 		t.Fatalf("key of tenant %s: %v", tenant, err)
 	}
-	checkWrappedKey(t, "key of tenant "+tenant, got, want)
+	w := *want
+	w.Version = max(w.Version, 1)
+	checkWrappedKey(t, "key of tenant "+tenant, got, &w)
 }
 
 func checkSubjectKey(t *testing.T, s lethe.KeyStore, tenant, subjectID string, want *lethe.WrappedKey) {
@@ -411,8 +448,8 @@ func checkSubjectKey(t *testing.T, s lethe.KeyStore, tenant, subjectID string, w
 
 func checkWrappedKey(t *testing.T, name string, got, want *lethe.WrappedKey) {
 	t.Helper()
-	if !bytes.Equal(got.Wrapped, want.Wrapped) || got.KEKID != want.KEKID {
-		t.Errorf("%s: got %x %s, want %x %s", name, got.Wrapped, got.KEKID, want.Wrapped, want.KEKID)
+	if !bytes.Equal(got.Wrapped, want.Wrapped) || got.KEKID != want.KEKID || got.Version != want.Version {
+		t.Errorf("%s: got %x %s version %d, want %x %s version %d", name, got.Wrapped, got.KEKID, got.Version, want.Wrapped, want.KEKID, want.Version)
 	}
 	checkTime(t, name+" created_at", &got.CreatedAt, &want.CreatedAt)
 }

@@ -19,40 +19,55 @@ type RewrapKeyStore = interface {
 // TestKeyRewrapper runs the lethe.KeyRewrapper contract against stores that
 // newStore returns; each call must return one on a fresh key store.
 func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) {
-	// fill stores secrets and tenant keys under the master keys "old",
-	// "older" and "new", subject keys (which no rewrap touches) and an
-	// erased tenant, and returns the keys not under "new" in listing order.
+	// fill stores secrets and tenant key versions under the master keys
+	// "old", "older" and "new" (globex has three versions, rotated twice,
+	// each wrapped under its own master key), subject keys (which no
+	// rewrap touches) and an erased tenant, and returns the keys not under
+	// "new" in listing order.
 	fill := func(t *testing.T, s RewrapKeyStore) []lethe.StaleKey {
 		t.Helper()
+		rotator, ok := s.(lethe.TenantKeyRotator)
+		if !ok {
+			t.Fatalf("%T does not implement lethe.TenantKeyRotator", s)
+		}
 		var stale []lethe.StaleKey
-		for _, k := range []struct{ kind, name, kek string }{
-			{lethe.StaleSecret, "blind-index-root", "old"},
-			{lethe.StaleSecret, "token-root", "new"},
-			{lethe.StaleSecret, "zz-later", "older"},
-			{lethe.StaleTenantKey, "a_z", "old"}, // before "acme" byte by byte, not in a natural-language collation
-			{lethe.StaleTenantKey, "acme", "old"},
-			{lethe.StaleTenantKey, "acme-2", "new"},
-			{lethe.StaleTenantKey, "globex", "older"},
+		for _, k := range []struct {
+			kind, name string
+			version    int
+			kek        string
+		}{
+			{lethe.StaleSecret, "blind-index-root", 0, "old"},
+			{lethe.StaleSecret, "token-root", 0, "new"},
+			{lethe.StaleSecret, "zz-later", 0, "older"},
+			{lethe.StaleTenantKey, "a_z", 1, "old"}, // before "acme" byte by byte, not in a natural-language collation
+			{lethe.StaleTenantKey, "acme", 1, "old"},
+			{lethe.StaleTenantKey, "acme-2", 1, "new"},
+			{lethe.StaleTenantKey, "globex", 1, "older"},
+			{lethe.StaleTenantKey, "globex", 2, "new"},
+			{lethe.StaleTenantKey, "globex", 3, "old"},
 		} {
-			w := masterWrappedKey(k.name, k.kek)
+			w := masterWrappedKey(k.name, k.version, k.kek)
 			var err error
-			if k.kind == lethe.StaleSecret {
+			switch {
+			case k.kind == lethe.StaleSecret:
 				err = s.CreateSecret(t.Context(), k.name, w)
-			} else {
+			case k.version == 1:
 				err = s.CreateTenantKey(t.Context(), k.name, w)
+			default:
+				err = rotator.AddTenantKeyVersion(t.Context(), k.name, w)
 			}
 			if err != nil {
-				t.Fatalf("create %s %s: %v", k.kind, k.name, err)
+				t.Fatalf("create %s %s v%d: %v", k.kind, k.name, k.version, err)
 			}
 			if k.kek != "new" {
-				stale = append(stale, lethe.StaleKey{Kind: k.kind, Name: k.name, Wrapped: w.Wrapped, KEKID: k.kek})
+				stale = append(stale, lethe.StaleKey{Kind: k.kind, Name: k.name, Version: k.version, Wrapped: w.Wrapped, KEKID: k.kek})
 			}
 		}
 		// Subject keys are wrapped by their tenant's key: never listed.
 		createSubjectKey(t, s, "acme", "sub_1")
 		createSubjectKey(t, s, "globex", "sub_1")
 		// An erased tenant has no key left to list.
-		if err := s.CreateTenantKey(t.Context(), "erased", masterWrappedKey("erased", "old")); err != nil {
+		if err := s.CreateTenantKey(t.Context(), "erased", masterWrappedKey("erased", 1, "old")); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.DestroyTenantKey(t.Context(), "erased", base); err != nil {
@@ -88,8 +103,8 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 			t.Errorf("list: got %v, want %v", got, want)
 		}
 		// Every key is stale for a master key nothing is wrapped under.
-		if n, err := s.CountStaleWrappedKeys(t.Context(), "unused"); err != nil || n != 7 {
-			t.Errorf("count for an unused key: got %v, %v, want 7, <nil>", n, err)
+		if n, err := s.CountStaleWrappedKeys(t.Context(), "unused"); err != nil || n != 9 {
+			t.Errorf("count for an unused key: got %v, %v, want 9, <nil>", n, err)
 		}
 		for _, limit := range []int{0, -1} {
 			if got, err := s.StaleWrappedKeys(t.Context(), "new", lethe.StaleKey{}, limit); err != nil || len(got) != 0 {
@@ -124,7 +139,8 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 				}
 			})
 		}
-		// A cursor needs only kind and name, and need not be a stored key.
+		// A cursor needs only kind, name and version, and need not be a
+		// stored key.
 		for _, c := range []struct {
 			name  string
 			after lethe.StaleKey
@@ -132,7 +148,9 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 		}{
 			{"within secrets", lethe.StaleKey{Kind: lethe.StaleSecret, Name: "m"}, want[1:]},
 			{"past secrets", lethe.StaleKey{Kind: lethe.StaleSecret, Name: "~"}, want[2:]},
-			{"within tenants", lethe.StaleKey{Kind: lethe.StaleTenantKey, Name: "acme"}, want[4:]},
+			{"before a tenant's first version", lethe.StaleKey{Kind: lethe.StaleTenantKey, Name: "acme"}, want[3:]},
+			{"within tenants", lethe.StaleKey{Kind: lethe.StaleTenantKey, Name: "acme", Version: 1}, want[4:]},
+			{"between versions", lethe.StaleKey{Kind: lethe.StaleTenantKey, Name: "globex", Version: 2}, want[5:]},
 			{"past the end", lethe.StaleKey{Kind: "zzz"}, nil},
 		} {
 			t.Run(c.name, func(t *testing.T) {
@@ -151,7 +169,7 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 		s := newStore(t)
 		stale := fill(t, s)
 		for _, k := range stale {
-			nw := sealed("rewrapped", k.Kind, k.Name)
+			nw := sealed("rewrapped", k.Kind, k.Name, fmt.Sprint(k.Version))
 			if err := s.RewrapKey(t.Context(), k, nw, "new"); err != nil {
 				t.Fatalf("rewrap %s %s: %v", k.Kind, k.Name, err)
 			}
@@ -170,8 +188,8 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 			t.Errorf("list after rewrapping all: got %v, %v, want none", got, err)
 		}
 		// Subject keys are untouched.
-		checkSubjectKey(t, s, "acme", "sub_1", newWrappedKey("acme/sub_1"))
-		checkSubjectKey(t, s, "globex", "sub_1", newWrappedKey("globex/sub_1"))
+		checkSubjectKey(t, s, "acme", "sub_1", newSubjectKey("acme", "sub_1", 1))
+		checkSubjectKey(t, s, "globex", "sub_1", newSubjectKey("globex", "sub_1", 3))
 	})
 
 	t.Run("compare and swap", func(t *testing.T) {
@@ -193,6 +211,15 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 				checkMasterWrapped(t, s, k, before)
 			})
 		}
+		t.Run("another version", func(t *testing.T) {
+			// Version 3's bytes and key ID, named as version 2 (which is
+			// under "new"): neither version changes.
+			v3 := stale[len(stale)-1]
+			v2 := lethe.StaleKey{Kind: lethe.StaleTenantKey, Name: "globex", Version: 2, Wrapped: v3.Wrapped, KEKID: v3.KEKID}
+			wantCode(t, s.RewrapKey(t.Context(), v2, sealed("new"), "new"), lethe.ECONFLICT)
+			checkMasterWrapped(t, s, v2, masterWrappedKey("globex", 2, "new"))
+			checkMasterWrapped(t, s, v3, &lethe.WrappedKey{Wrapped: v3.Wrapped, KEKID: v3.KEKID, CreatedAt: base})
+		})
 	})
 
 	t.Run("gone or unknown", func(t *testing.T) {
@@ -212,6 +239,16 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 		_, err = s.TenantKey(t.Context(), "acme")
 		wantCode(t, err, lethe.EGONE)
 
+		// Versions deleted after a tenant-key rotation are gone too, and
+		// a version that was never made is not found.
+		globexV1 := stale[len(stale)-2]
+		if n, err := s.(lethe.TenantKeyRotator).DeleteTenantKeysBefore(t.Context(), "globex", 3); err != nil || n != 2 {
+			t.Fatalf("delete globex's versions before 3: got %v, %v, want 2, <nil>", n, err)
+		}
+		wantCode(t, s.RewrapKey(t.Context(), globexV1, sealed("new"), "new"), lethe.ENOTFOUND)
+		never := lethe.StaleKey{Kind: lethe.StaleTenantKey, Name: "globex", Version: 4, Wrapped: globexV1.Wrapped, KEKID: "older"}
+		wantCode(t, s.RewrapKey(t.Context(), never, sealed("new"), "new"), lethe.ENOTFOUND)
+
 		missing := lethe.StaleKey{Kind: lethe.StaleSecret, Name: "missing", Wrapped: sealed("x"), KEKID: "old"}
 		wantCode(t, s.RewrapKey(t.Context(), missing, sealed("new"), "new"), lethe.ENOTFOUND)
 		_, err = s.Secret(t.Context(), "missing")
@@ -222,8 +259,8 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 			k.Kind = kind
 			wantCode(t, s.RewrapKey(t.Context(), k, sealed("new"), "new"), lethe.EINVALID)
 		}
-		if n, err := s.CountStaleWrappedKeys(t.Context(), "new"); err != nil || n != len(stale)-1 {
-			t.Errorf("count: got %v, %v, want %v, <nil>", n, err, len(stale)-1)
+		if n, err := s.CountStaleWrappedKeys(t.Context(), "new"); err != nil || n != len(stale)-2 {
+			t.Errorf("count: got %v, %v, want %v, <nil>", n, err, len(stale)-2)
 		}
 	})
 
@@ -261,13 +298,14 @@ func TestKeyRewrapper(t *testing.T, newStore func(t *testing.T) RewrapKeyStore) 
 	})
 }
 
-// masterWrappedKey returns a key named name wrapped under the master key
-// kek, created at base.
-func masterWrappedKey(name, kek string) *lethe.WrappedKey {
-	return &lethe.WrappedKey{Wrapped: sealed("master-wrapped", name, kek), KEKID: kek, CreatedAt: base}
+// masterWrappedKey returns the given version (0 for a secret) of a key
+// named name, wrapped under the master key kek, created at base.
+func masterWrappedKey(name string, version int, kek string) *lethe.WrappedKey {
+	return &lethe.WrappedKey{Wrapped: sealed("master-wrapped", name, fmt.Sprint(version), kek), KEKID: kek, Version: version, CreatedAt: base}
 }
 
-// checkMasterWrapped checks the stored secret or tenant key k names.
+// checkMasterWrapped checks the stored secret or tenant key version k
+// names; want's Version is taken from k.
 func checkMasterWrapped(t *testing.T, s lethe.KeyStore, k lethe.StaleKey, want *lethe.WrappedKey) {
 	t.Helper()
 	var got *lethe.WrappedKey
@@ -275,18 +313,20 @@ func checkMasterWrapped(t *testing.T, s lethe.KeyStore, k lethe.StaleKey, want *
 	if k.Kind == lethe.StaleSecret {
 		got, err = s.Secret(t.Context(), k.Name)
 	} else {
-		got, err = s.TenantKey(t.Context(), k.Name)
+		got, err = s.TenantKeyVersion(t.Context(), k.Name, k.Version)
 	}
 	if err != nil {
-		t.Fatalf("%s %s: %v", k.Kind, k.Name, err)
+		t.Fatalf("%s %s v%d: %v", k.Kind, k.Name, k.Version, err)
 	}
-	checkWrappedKey(t, k.Kind+" "+k.Name, got, want)
+	w := *want
+	w.Version = k.Version
+	checkWrappedKey(t, fmt.Sprintf("%s %s v%d", k.Kind, k.Name, k.Version), got, &w)
 }
 
 // equalStaleKeys reports whether a and b hold the same keys in the same
 // order; nil and empty are equal.
 func equalStaleKeys(a, b []lethe.StaleKey) bool {
 	return slices.EqualFunc(a, b, func(x, y lethe.StaleKey) bool {
-		return x.Kind == y.Kind && x.Name == y.Name && x.KEKID == y.KEKID && bytes.Equal(x.Wrapped, y.Wrapped)
+		return x.Kind == y.Kind && x.Name == y.Name && x.Version == y.Version && x.KEKID == y.KEKID && bytes.Equal(x.Wrapped, y.Wrapped)
 	})
 }

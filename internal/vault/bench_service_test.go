@@ -255,10 +255,15 @@ func BenchmarkVaultStoreWrites(b *testing.B) {
 		rand.Read(p)
 		return p
 	}
+	// The first subject makes the tenant's key, which the subject keys
+	// are wrapped under.
+	if _, err := bv.v.CreateSubject(ctx, benchActor, lethe.NewSubject{Identifiers: map[string]string{"email": benchEmail("first", 0)}}); err != nil {
+		b.Fatal(err)
+	}
 	b.Run("KeyStore.CreateSubjectKey", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			k := &lethe.WrappedKey{Wrapped: random(60), KEKID: "tenant:default", CreatedAt: time.Now()}
+			k := &lethe.WrappedKey{Wrapped: random(60), KEKID: lethe.TenantKEKID(lethe.DefaultTenant, 1), CreatedAt: time.Now()}
 			if err := bv.keys.CreateSubjectKey(ctx, lethe.DefaultTenant, vault.NewSubjectID(), k); err != nil {
 				b.Fatal(err)
 			}

@@ -19,8 +19,8 @@
 //
 //	master key-encryption key      held by a KMS and never leaves it
 //	│                              (LocalKMS: a keyring file, or LETHE_MASTER_KEY)
-//	├─ tenant key-encryption key   random, one per tenant; wrapped by the KMS
-//	│  │                            (KMS.Wrap), stored in the key store
+//	├─ tenant key-encryption key   random, one per tenant (versioned); wrapped
+//	│  │                            by the KMS (KMS.Wrap), stored in the key store
 //	│  └─ subject data key         random, one per subject; wrapped by the
 //	│     │                         tenant key (WrapKey), stored in the key store
 //	│     └─ sealed values         profile versions, identifiers, token values,
@@ -49,11 +49,22 @@
 // appends a new current key to the keyring and keeps the old ones: new
 // wraps use the new key, old wraps still unwrap under the key their ID
 // names, and [RotateMaster] (or [RewrapStale], to resume) rewraps every
-// tenant key and deployment secret under the new key while the server keeps
-// serving: a LocalKMS follows its keyring file, so a server reading the same
-// file picks the new key up without a restart. Rotating only rewraps keys;
-// no sealed value is re-encrypted. Tenant keys and subject keys are not rotated in place: their lifetime ends
-// with the tenant or the subject, which is the point of having them.
+// version of every tenant key and every deployment secret under the new
+// key while the server keeps serving: a LocalKMS follows its keyring file,
+// so a server reading the same file picks the new key up without a
+// restart.
+//
+// A tenant's key has versions, the highest the current one, and a subject
+// key's KEKID names the version that wraps it ([lethe.TenantKEKID]).
+// [RotateTenantKey] adds a version, rewraps every subject key of the tenant
+// under it and deletes the older versions; running it again finishes an
+// interrupted one. The key store stores subject keys only under the current
+// version, so a Service, which reads the current version again at most a
+// second after it last did, retries a create it wrapped under a version a
+// rotation left behind, and never wraps a key under a version about to be
+// deleted. Rotating only rewraps keys; no sealed value is re-encrypted.
+// Subject keys are not rotated: their lifetime ends with the subject, which
+// is the point of having them.
 //
 // # Format compatibility
 //

@@ -373,7 +373,7 @@ func TestRewrapStaleReportsUnopenable(t *testing.T) {
 		if err == nil || got.Rewrapped != 4 {
 			t.Fatalf("rotate: got %+v, %v, want 4 keys rewrapped and an error", got, err)
 		}
-		for _, want := range []string{"2 keys could not be opened", "tenant foreign under " + kek, "tenant copied"} {
+		for _, want := range []string{"2 keys could not be opened", "tenant foreign v1 under " + kek, "tenant copied v1"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error: got %q, want it to contain %q", err, want)
 			}

@@ -34,9 +34,10 @@ type Config struct {
 	Keys      lethe.KeyStore
 	KMS       KMS
 	Audit     lethe.Auditor
-	Purposes  lethe.PurposeChecker // nil: any named purpose is allowed
-	Now       lethe.Now            // default time.Now
-	CacheSize int                  // unwrapped subject keys kept in memory; default 100,000
+	Purposes  lethe.PurposeChecker  // nil: any named purpose is allowed
+	Erasures  lethe.ErasureObserver // told of each erasure once the key is destroyed; may be nil
+	Now       lethe.Now             // default time.Now
+	CacheSize int                   // unwrapped subject keys kept in memory; default 100,000
 }
 
 // Service is the vault: it seals subjects' data under their own keys,
@@ -48,6 +49,7 @@ type Service struct {
 	kms      KMS
 	audit    lethe.Auditor
 	purposes lethe.PurposeChecker
+	erasures lethe.ErasureObserver
 	now      lethe.Now
 
 	subjectKeys *KeyCache // unwrapped subject data keys, by tenant and subject ID
@@ -55,8 +57,8 @@ type Service struct {
 	tokenRoot   Key
 
 	mu         sync.RWMutex
-	tenantKeys map[string]Key // unwrapped tenant key-encryption keys
-	indexKeys  map[string]Key // derived blind-index keys, by tenant and kind
+	tenantKeys map[string]*tenantKeyring // unwrapped tenant key-encryption keys, by tenant
+	indexKeys  map[string]Key            // derived blind-index keys, by tenant and kind
 	tokenKeys  map[string]*TokenKeys
 
 	// writing serialises the rectifications of one subject within this
@@ -73,8 +75,8 @@ var _ lethe.Vault = (*Service)(nil)
 // start.
 func New(ctx context.Context, c Config) (*Service, error) {
 	s := &Service{
-		store: c.Store, keys: c.Keys, kms: c.KMS, audit: c.Audit, purposes: c.Purposes, now: c.Now,
-		tenantKeys: map[string]Key{}, indexKeys: map[string]Key{}, tokenKeys: map[string]*TokenKeys{},
+		store: c.Store, keys: c.Keys, kms: c.KMS, audit: c.Audit, purposes: c.Purposes, erasures: c.Erasures, now: c.Now,
+		tenantKeys: map[string]*tenantKeyring{}, indexKeys: map[string]Key{}, tokenKeys: map[string]*TokenKeys{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -150,73 +152,184 @@ func DeploymentSecret(ctx context.Context, keys lethe.KeyStore, kms KMS, name st
 	return Key{}, fmt.Errorf("secret %s: created concurrently but not readable", name)
 }
 
-// tenantKey returns the tenant's key-encryption key, making it when create
-// is set and the tenant has none. ENOTFOUND when it has none and create is
-// not set; EGONE when the tenant was erased.
-func (s *Service) tenantKey(ctx context.Context, tenant string, create bool) (Key, error) {
-	s.mu.RLock()
-	k, ok := s.tenantKeys[tenant]
-	s.mu.RUnlock()
-	if ok {
-		return k, nil
+// currentVersionTTL is how long a Service trusts the current version of a
+// tenant's key that it read, before reading it again: a rotation made by
+// another process is followed within that time. Until then, a create
+// wraps under the version this instance knows, and the key store refuses
+// it if that version is no longer current (lethe.ErrStaleTenantKey); the
+// create then reads the version again and retries, so the TTL bounds extra
+// work, never correctness.
+const currentVersionTTL = time.Second
+
+// tenantKeyring is what a Service holds of one tenant's key: the unwrapped
+// versions it has used, and the current version as last read.
+type tenantKeyring struct {
+	current int       // the highest version read from the key store
+	checked time.Time // when current was read (monotonic clock)
+	keys    map[int]Key
+}
+
+// tenantKey returns the tenant's current key-encryption key and its
+// version, making version 1 when create is set and the tenant has none.
+// The current version is read from the key store when this instance last
+// read it more than currentVersionTTL ago, or always when refresh is set.
+// ENOTFOUND when the tenant has no key and create is not set; EGONE when
+// the tenant was erased.
+//
+// Reading a newer current version drops the tenant's older versions from
+// memory: they are only needed for subject keys a rotation has not moved
+// yet, and are read again (tenantKeyVersion) if one is.
+func (s *Service) tenantKey(ctx context.Context, tenant string, create, refresh bool) (Key, int, error) {
+	if !refresh {
+		s.mu.RLock()
+		if r := s.tenantKeys[tenant]; r != nil && time.Since(r.checked) < currentVersionTTL {
+			if k, ok := r.keys[r.current]; ok {
+				v := r.current
+				s.mu.RUnlock()
+				return k, v, nil
+			}
+		}
+		s.mu.RUnlock()
 	}
 	ad := AD("tenant-key", tenant)
 	for attempt := 0; attempt < 2; attempt++ {
 		w, err := s.keys.TenantKey(ctx, tenant)
 		if err == nil {
-			if k, err = s.kms.Unwrap(ctx, w.Wrapped, w.KEKID, ad); err != nil {
-				return Key{}, fmt.Errorf("unwrap tenant key %s: %w", tenant, err)
+			k, err := s.openTenantKey(ctx, tenant, w)
+			if err != nil {
+				return Key{}, 0, err
 			}
 			s.mu.Lock()
-			s.tenantKeys[tenant] = k
+			r := s.keyring(tenant)
+			if w.Version >= r.current {
+				r.current, r.checked = w.Version, time.Now()
+				for v := range r.keys {
+					if v < r.current {
+						delete(r.keys, v)
+					}
+				}
+			}
 			s.mu.Unlock()
-			return k, nil
+			return k, w.Version, nil
 		} else if lethe.ErrorCode(err) != lethe.ENOTFOUND || !create {
-			return Key{}, err
+			return Key{}, 0, err
 		}
-		k = NewKey()
+		k := NewKey()
 		wrapped, kekID, err := s.kms.Wrap(ctx, k, ad)
 		if err != nil {
-			return Key{}, fmt.Errorf("wrap tenant key %s: %w", tenant, err)
+			return Key{}, 0, fmt.Errorf("wrap tenant key %s: %w", tenant, err)
 		}
-		err = s.keys.CreateTenantKey(ctx, tenant, &lethe.WrappedKey{Wrapped: wrapped, KEKID: kekID, CreatedAt: s.now().UTC()})
+		err = s.keys.CreateTenantKey(ctx, tenant, &lethe.WrappedKey{Wrapped: wrapped, KEKID: kekID, Version: 1, CreatedAt: s.now().UTC()})
 		if err != nil && lethe.ErrorCode(err) != lethe.ECONFLICT {
-			return Key{}, err
+			return Key{}, 0, err
 		}
 		// On success or a lost race, read back the stored key so that
 		// every instance uses the same one.
 	}
-	return Key{}, fmt.Errorf("tenant key %s: created concurrently but not readable", tenant)
+	return Key{}, 0, fmt.Errorf("tenant key %s: created concurrently but not readable", tenant)
+}
+
+// tenantKeyVersion returns the given version of the tenant's key, from
+// memory or the key store. ENOTFOUND if the key store no longer holds that
+// version (a rotation deleted it); EGONE if the tenant was erased.
+func (s *Service) tenantKeyVersion(ctx context.Context, tenant string, version int) (Key, error) {
+	s.mu.RLock()
+	if r := s.tenantKeys[tenant]; r != nil {
+		if k, ok := r.keys[version]; ok {
+			s.mu.RUnlock()
+			return k, nil
+		}
+	}
+	s.mu.RUnlock()
+	w, err := s.keys.TenantKeyVersion(ctx, tenant, version)
+	if err != nil {
+		return Key{}, err
+	}
+	return s.openTenantKey(ctx, tenant, w)
+}
+
+// openTenantKey returns the key w wraps, version w.Version of the tenant's
+// key, unwrapping it with the KMS unless this instance holds it already,
+// and keeps it.
+func (s *Service) openTenantKey(ctx context.Context, tenant string, w *lethe.WrappedKey) (Key, error) {
+	s.mu.RLock()
+	if r := s.tenantKeys[tenant]; r != nil {
+		if k, ok := r.keys[w.Version]; ok {
+			s.mu.RUnlock()
+			return k, nil
+		}
+	}
+	s.mu.RUnlock()
+	// Every version is bound to the same associated data: the version is
+	// not secret, and a version's wrapped bytes stored as another's would
+	// only fail to open the subject keys under it.
+	k, err := s.kms.Unwrap(ctx, w.Wrapped, w.KEKID, AD("tenant-key", tenant))
+	if err != nil {
+		return Key{}, fmt.Errorf("unwrap tenant key %s version %d: %w", tenant, w.Version, err)
+	}
+	s.mu.Lock()
+	s.keyring(tenant).keys[w.Version] = k
+	s.mu.Unlock()
+	return k, nil
+}
+
+// keyring returns the tenant's entry, adding it if missing; s.mu must be
+// held for writing.
+func (s *Service) keyring(tenant string) *tenantKeyring {
+	r := s.tenantKeys[tenant]
+	if r == nil {
+		r = &tenantKeyring{keys: map[int]Key{}}
+		s.tenantKeys[tenant] = r
+	}
+	return r
 }
 
 func cacheID(tenant, id string) string { return tenant + "/" + id }
 
 // subjectKey returns the subject's data key. ENOTFOUND if the subject has
 // none; EGONE if it (or its tenant) was erased.
+//
+// The subject key's KEKID names the version of the tenant key that wraps
+// it. A rotation may move the key to a newer version and delete the old
+// one between the two reads; then the old version is not found, and the
+// subject key is read again, once.
 func (s *Service) subjectKey(ctx context.Context, tenant, id string) (Key, error) {
 	if k, ok := s.subjectKeys.Get(cacheID(tenant, id)); ok {
 		return k, nil
 	}
-	w, err := s.keys.SubjectKey(ctx, tenant, id)
-	switch lethe.ErrorCode(err) {
-	case "":
-	case lethe.ENOTFOUND:
-		return Key{}, lethe.Errorf(lethe.ENOTFOUND, "subject %s not found", id)
-	case lethe.EGONE:
-		return Key{}, lethe.Errorf(lethe.EGONE, "subject %s was erased", id)
-	default:
-		return Key{}, err
+	for attempt := 0; ; attempt++ {
+		w, err := s.keys.SubjectKey(ctx, tenant, id)
+		switch lethe.ErrorCode(err) {
+		case "":
+		case lethe.ENOTFOUND:
+			return Key{}, lethe.Errorf(lethe.ENOTFOUND, "subject %s not found", id)
+		case lethe.EGONE:
+			return Key{}, lethe.Errorf(lethe.EGONE, "subject %s was erased", id)
+		default:
+			return Key{}, err
+		}
+		kekTenant, version, ok := lethe.ParseTenantKEKID(w.KEKID)
+		if !ok || kekTenant != tenant {
+			return Key{}, fmt.Errorf("subject key %s: wrapped under %q, not a version of tenant %s's key", id, w.KEKID, tenant)
+		}
+		tk, err := s.tenantKeyVersion(ctx, tenant, version)
+		switch {
+		case lethe.ErrorCode(err) == lethe.ENOTFOUND && attempt == 0:
+			continue // rewrapped and the old version deleted meanwhile
+		case lethe.ErrorCode(err) == lethe.ENOTFOUND:
+			// Not the subject's absence: its key names a version that is
+			// not stored, a fault for operators (EINTERNAL), not a 404.
+			return Key{}, fmt.Errorf("subject key %s: version %d of tenant %s's key is not stored", id, version, tenant)
+		case err != nil:
+			return Key{}, fmt.Errorf("subject %s: %w", id, err)
+		}
+		k, err := UnwrapKey(&tk, w.Wrapped, AD("subject-key", tenant, id))
+		if err != nil {
+			return Key{}, fmt.Errorf("unwrap subject key %s: %w", id, err)
+		}
+		s.subjectKeys.Put(cacheID(tenant, id), k)
+		return k, nil
 	}
-	tk, err := s.tenantKey(ctx, tenant, false)
-	if err != nil {
-		return Key{}, fmt.Errorf("subject %s: %w", id, err)
-	}
-	k, err := UnwrapKey(&tk, w.Wrapped, AD("subject-key", tenant, id))
-	if err != nil {
-		return Key{}, fmt.Errorf("unwrap subject key %s: %w", id, err)
-	}
-	s.subjectKeys.Put(cacheID(tenant, id), k)
-	return k, nil
 }
 
 // indexKey returns the blind-index key of an identifier kind in a tenant.
@@ -348,13 +461,8 @@ func (s *Service) CreateSubject(ctx context.Context, a lethe.Actor, in lethe.New
 	if err != nil {
 		return nil, err
 	}
-	tk, err := s.tenantKey(ctx, tenant, true)
-	if err != nil {
-		return nil, err
-	}
 	id, dek, now := NewSubjectID(), NewKey(), s.now().UTC()
-	wrapped := WrapKey(&tk, dek, AD("subject-key", tenant, id))
-	if err := s.keys.CreateSubjectKey(ctx, tenant, id, &lethe.WrappedKey{Wrapped: wrapped, KEKID: "tenant:" + tenant, CreatedAt: now}); err != nil {
+	if err := s.createSubjectKey(ctx, tenant, id, dek, now); err != nil {
 		return nil, err
 	}
 	payload, err := json.Marshal(record{Profile: profile, Identifiers: ids, Reason: "created"})
@@ -370,6 +478,26 @@ func (s *Service) CreateSubject(ctx context.Context, a lethe.Actor, in lethe.New
 		return nil, err
 	}
 	return &lethe.SubjectView{ID: id, Tenant: tenant, CreatedAt: now, Version: 1, UpdatedAt: now, Identifiers: ids, Profile: profile}, nil
+}
+
+// createSubjectKey wraps dek under the tenant's current key, making the
+// tenant's first key if it has none, and stores it. If the key store
+// refuses the version this instance took for current (a rotation added a
+// newer one since it last looked), it reads the current version again and
+// retries, once.
+func (s *Service) createSubjectKey(ctx context.Context, tenant, id string, dek Key, now time.Time) error {
+	for attempt := 0; ; attempt++ {
+		tk, version, err := s.tenantKey(ctx, tenant, true, attempt > 0)
+		if err != nil {
+			return err
+		}
+		wrapped := WrapKey(&tk, dek, AD("subject-key", tenant, id))
+		err = s.keys.CreateSubjectKey(ctx, tenant, id, &lethe.WrappedKey{Wrapped: wrapped, KEKID: lethe.TenantKEKID(tenant, version), CreatedAt: now})
+		if errors.Is(err, lethe.ErrStaleTenantKey) && attempt == 0 {
+			continue
+		}
+		return err
+	}
 }
 
 // LookupSubject implements lethe.Vault. Finding and reading are one
@@ -712,6 +840,7 @@ func (s *Service) EraseSubject(ctx context.Context, a lethe.Actor, tenant, id st
 		return nil, err
 	}
 	s.subjectKeys.Delete(cacheID(tenant, id))
+	observed := s.observeErasure(ctx, tenant, id)
 	if err := s.store.DeleteSubject(ctx, tenant, id); err != nil {
 		return nil, err
 	}
@@ -722,7 +851,50 @@ func (s *Service) EraseSubject(ctx context.Context, a lethe.Actor, tenant, id st
 	if err := s.record(ctx, a, "subject.erase", tenant, id, nil); err != nil {
 		return nil, err
 	}
-	return f, nil
+	return f, observed
+}
+
+// observeErasure tells the erasure observer, if any, that a subject (or,
+// with id "", a tenant) was erased. The erasure stands whatever it
+// answers; a failure is returned once the rest is done, and erasing again
+// tells it again.
+func (s *Service) observeErasure(ctx context.Context, tenant, id string) error {
+	if s.erasures == nil {
+		return nil
+	}
+	if err := s.erasures.SubjectErased(ctx, tenant, id); err != nil {
+		return lethe.Errorf(lethe.EUNAVAILABLE, "erased, but the processing checks could not be told; erase again to retry")
+	}
+	return nil
+}
+
+// Directory tells whether subjects exist, from the stores alone: the key
+// store's forget list and the data store's subject rows. It reads no
+// personal data (so it records no audit event). The consent checks use it
+// for subjects their ledger does not know.
+type Directory struct {
+	Store lethe.VaultStore
+	Keys  lethe.KeyStore
+}
+
+// SubjectStatus reports whether a subject exists and whether it (or its
+// tenant) was erased.
+func (d Directory) SubjectStatus(ctx context.Context, tenant, id string) (exists, erased bool, err error) {
+	if tenant, err = tenantOrDefault(tenant); err != nil {
+		return false, false, err
+	}
+	if _, err := d.Keys.Forgotten(ctx, tenant, id); err == nil {
+		return false, true, nil
+	} else if lethe.ErrorCode(err) != lethe.ENOTFOUND {
+		return false, false, err
+	}
+	if _, err := d.Store.Subject(ctx, tenant, id); err == nil {
+		return true, false, nil
+	} else if code := lethe.ErrorCode(err); code == lethe.ENOTFOUND || code == lethe.EGONE {
+		return false, code == lethe.EGONE, nil
+	} else {
+		return false, false, err
+	}
 }
 
 // EraseTenant implements lethe.Vault. As with a subject, the key goes
@@ -747,6 +919,7 @@ func (s *Service) EraseTenant(ctx context.Context, a lethe.Actor, tenant string)
 	// Erasing a tenant is rare: dropping every cached subject key is
 	// simpler than indexing the cache by tenant, and costs a few misses.
 	s.subjectKeys.Purge()
+	observed := s.observeErasure(ctx, tenant, "")
 	if _, err := s.store.DeleteTenant(ctx, tenant); err != nil {
 		return nil, err
 	}
@@ -757,7 +930,7 @@ func (s *Service) EraseTenant(ctx context.Context, a lethe.Actor, tenant string)
 	if err := s.record(ctx, a, "tenant.erase", tenant, "", nil); err != nil {
 		return nil, err
 	}
-	return f, nil
+	return f, observed
 }
 
 // ReplayForgetList deletes, again, the rows of every subject and tenant on

@@ -1,0 +1,182 @@
+package consent
+
+import (
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+// state is what the ledger says now, folded from its events: per subject,
+// whether it was erased or restricted, and per purpose the latest consent
+// and objection. Checks read it from memory. It is not safe for
+// concurrent use; Service guards it.
+type state struct {
+	purposes []lethe.Purpose
+	index    map[string]int // purpose key → position in purposes
+	subjects map[subjectKey]*subjectState
+	tenants  map[string]uint64 // erased tenants → revision of the erasure
+	rev      uint64            // the newest revision applied
+}
+
+// subjectState is one subject's standing. Items are few (one per purpose
+// the person consented to or objected to), so a slice beats a map.
+type subjectState struct {
+	exists     bool   // known to exist: an event was recorded for it, or a check found it
+	erased     uint64 // revision of its erasure; 0 if none
+	restricted uint64 // revision of the restriction in force; 0 if none
+	items      []item
+}
+
+// item is a subject's standing toward one purpose.
+type item struct {
+	purpose   int
+	consent   uint64 // revision of the latest grant or withdrawal; 0 if none
+	withdrawn bool
+	version   string // the policy version agreed to
+	hash      string
+	expires   int64  // unix nanoseconds; 0 for no expiry
+	objection uint64 // revision of the objection in force; 0 if none
+}
+
+func newState(purposes []lethe.Purpose) *state {
+	st := &state{purposes: purposes, index: map[string]int{}, subjects: map[subjectKey]*subjectState{}, tenants: map[string]uint64{}}
+	for i, p := range purposes {
+		st.index[p.Key] = i
+	}
+	return st
+}
+
+// subjectKey names a subject in the state; a struct, so that a lookup
+// builds no string.
+type subjectKey struct{ tenant, id string }
+
+func (st *state) subject(tenant, id string, create bool) *subjectState {
+	k := subjectKey{tenant, id}
+	s := st.subjects[k]
+	if s == nil && create {
+		s = &subjectState{}
+		st.subjects[k] = s
+	}
+	return s
+}
+
+func (s *subjectState) item(purpose int, create bool) *item {
+	for i := range s.items {
+		if s.items[i].purpose == purpose {
+			return &s.items[i]
+		}
+	}
+	if !create {
+		return nil
+	}
+	s.items = append(s.items, item{purpose: purpose})
+	return &s.items[len(s.items)-1]
+}
+
+// apply folds one event in. Events must come in revision order; an event
+// for a purpose no longer declared still counts for the subject (an
+// erasure, a restriction) but its purpose part is dropped.
+func (st *state) apply(ev *lethe.ConsentEvent) {
+	st.rev = ev.Revision
+	if ev.Kind == lethe.ConsentErased && ev.SubjectID == "" {
+		st.tenants[ev.Tenant] = ev.Revision
+		return
+	}
+	s := st.subject(ev.Tenant, ev.SubjectID, true)
+	s.exists = true
+	switch ev.Kind {
+	case lethe.ConsentErased:
+		s.erased = ev.Revision
+		s.items = nil
+		return
+	case lethe.ConsentRestrict:
+		s.restricted = ev.Revision
+		return
+	case lethe.ConsentUnrestrict:
+		s.restricted = 0
+		return
+	}
+	p, ok := st.index[ev.Purpose]
+	if !ok {
+		return
+	}
+	it := s.item(p, true)
+	switch ev.Kind {
+	case lethe.ConsentGrant:
+		it.consent, it.withdrawn, it.version, it.hash, it.expires = ev.Revision, false, ev.PolicyVersion, ev.TextHash, 0
+		if ev.ExpiresAt != nil {
+			it.expires = ev.ExpiresAt.UnixNano()
+		}
+	case lethe.ConsentWithdraw:
+		it.consent, it.withdrawn = ev.Revision, true
+	case lethe.ConsentObject:
+		it.objection = ev.Revision
+	case lethe.ConsentLiftObject:
+		it.objection = 0
+	}
+}
+
+// decide answers whether tenant's subject may be processed for purpose at
+// now. known reports whether the subject is known to exist; when it is not
+// and the state cannot tell, decide returns DecisionUnknownSubject and the
+// caller may ask the vault and call again with known set.
+func (st *state) decide(tenant, id, purpose string, now time.Time, known bool) lethe.ConsentDecision {
+	d := lethe.ConsentDecision{Revision: st.rev}
+	deny := func(reason string, event uint64) lethe.ConsentDecision {
+		d.Reason, d.Event = reason, event
+		return d
+	}
+	p, ok := st.index[purpose]
+	if !ok {
+		return deny(lethe.DecisionUnknownPurpose, 0)
+	}
+	if rev, erased := st.tenants[tenant]; erased {
+		return deny(lethe.DecisionErased, rev)
+	}
+	s := st.subject(tenant, id, false)
+	if s != nil && s.erased != 0 {
+		return deny(lethe.DecisionErased, s.erased)
+	}
+	if (s == nil || !s.exists) && !known {
+		return deny(lethe.DecisionUnknownSubject, 0)
+	}
+	if s != nil && s.restricted != 0 {
+		return deny(lethe.DecisionRestricted, s.restricted)
+	}
+	var it *item
+	if s != nil {
+		it = s.item(p, false)
+	}
+	if it != nil && it.objection != 0 {
+		return deny(lethe.DecisionObjected, it.objection)
+	}
+	pur := &st.purposes[p]
+	if pur.Basis != lethe.BasisConsent {
+		d.Allowed, d.Reason = true, lethe.DecisionLegalBasis
+		return d
+	}
+	switch {
+	case it == nil || it.consent == 0:
+		return deny(lethe.DecisionNoConsent, 0)
+	case it.withdrawn:
+		return deny(lethe.DecisionWithdrawn, it.consent)
+	case it.expires != 0 && now.UnixNano() >= it.expires:
+		return deny(lethe.DecisionExpired, it.consent)
+	}
+	if it.version == pur.Policy.Version && it.hash == pur.Policy.TextHash {
+		d.Allowed, d.Reason, d.Event = true, lethe.DecisionConsent, it.consent
+		return d
+	}
+	for _, a := range pur.Accepted {
+		if it.version == a.Version && it.hash == a.TextHash {
+			d.Allowed, d.Reason, d.Event, d.Renew = true, lethe.DecisionConsent, it.consent, true
+			return d
+		}
+	}
+	return deny(lethe.DecisionPolicyOutdated, it.consent)
+}
+
+// markExists records that a check found the subject in the vault.
+func (st *state) markExists(tenant, id string) {
+	st.subject(tenant, id, true).exists = true
+}

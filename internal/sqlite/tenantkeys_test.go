@@ -1,0 +1,76 @@
+package sqlite
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+// TestTenantKeyVersionsMigration opens a key store of the schema before
+// tenant keys had versions, with keys in it: every tenant key becomes
+// version 1, and subject keys with the key ID of that time,
+// "tenant:<tenant>", are under version 1.
+func TestTenantKeyVersionsMigration(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "keys.db")
+	steps, err := migrations(keyStore)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for done := false; !done; {
+		if done, err = migrateStep(ctx, old, keyStore, steps[:3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+	for _, q := range []struct {
+		query string
+		args  []any
+	}{
+		{`INSERT INTO tenant_keys (tenant, wrapped, kek_id, created_at) VALUES (?, ?, ?, ?)`, []any{"acme", []byte("acme key"), "local-1", created.UnixMicro()}},
+		{`INSERT INTO tenant_keys (tenant, wrapped, kek_id, created_at) VALUES (?, ?, ?, ?)`, []any{"globex", []byte("globex key"), "local-1", created.UnixMicro()}},
+		{`INSERT INTO subject_keys (tenant, subject_id, wrapped, kek_id, created_at) VALUES (?, ?, ?, ?, ?)`, []any{"acme", "sub_1", []byte("sub key"), "tenant:acme", created.UnixMicro()}},
+	} {
+		if _, err := old.ExecContext(ctx, q.query, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db := openTest(t, OpenKeys, path)
+	var version int
+	if err := db.read.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&version); err != nil || version != 4 {
+		t.Fatalf("schema version: got %v, %v, want 4", version, err)
+	}
+	s := NewKeyStore(db)
+	for _, tenant := range []string{"acme", "globex"} {
+		k, err := s.TenantKey(ctx, tenant)
+		if err != nil || k.Version != 1 || string(k.Wrapped) != tenant+" key" || k.KEKID != "local-1" || !k.CreatedAt.Equal(created) {
+			t.Errorf("key of %s: got %+v, %v, want it as version 1", tenant, k, err)
+		}
+	}
+	if n, err := s.CountStaleSubjectKeys(ctx, "acme", 1); err != nil || n != 0 {
+		t.Errorf("acme's keys not under version 1: got %v, %v, want 0", n, err)
+	}
+	if err := s.CreateSubjectKey(ctx, "acme", "sub_2", &lethe.WrappedKey{Wrapped: []byte("k"), KEKID: lethe.TenantKEKID("acme", 1), CreatedAt: created}); err != nil {
+		t.Errorf("create under version 1: %v", err)
+	}
+	if err := s.AddTenantKeyVersion(ctx, "acme", &lethe.WrappedKey{Wrapped: []byte("v2"), KEKID: "local-1", Version: 2, CreatedAt: created}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountStaleSubjectKeys(ctx, "acme", 2); err != nil || n != 2 {
+		t.Errorf("acme's keys not under version 2: got %v, %v, want 2", n, err)
+	}
+	if _, err := s.DeleteTenantKeysBefore(ctx, "acme", 2); lethe.ErrorCode(err) != lethe.ECONFLICT {
+		t.Errorf("delete version 1 with keys under it: got %v, want a conflict", err)
+	}
+}
