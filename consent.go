@@ -188,6 +188,9 @@ type Consent interface {
 	CheckBatch(ctx context.Context, tenant, purpose string, subjectIDs []string, minRevision uint64) (*BatchDecision, error)
 	// History returns a subject's ledger events, oldest first; audited.
 	History(ctx context.Context, a Actor, tenant, subjectID string) ([]ConsentEvent, error)
+	// Follow returns at most limit of tenant's events after revision
+	// after, waiting up to wait for one, and the revision it read up to.
+	Follow(ctx context.Context, tenant string, after uint64, limit int, wait time.Duration) ([]ConsentEvent, uint64, error)
 }
 
 // ConsentRecord is one consent, restriction or objection to record.

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -142,6 +143,14 @@ func (f *fixture) do(t *testing.T, method, path, key string, body string, hdr ..
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		// A stream does not end: read its first event only.
+		b, err := bufio.NewReader(resp.Body).ReadBytes('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)

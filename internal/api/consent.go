@@ -1,8 +1,12 @@
 package api
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/lethe-privacy/lethe"
 )
@@ -137,4 +141,68 @@ func (s *Server) consentHistory(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, consentHistoryResponse{SubjectID: id, Events: evs})
 	return nil
+}
+
+// streamHeartbeat is how often the stream says where the ledger is when
+// nothing happens, so that a client can tell a quiet ledger from a broken
+// connection.
+const streamHeartbeat = 250 * time.Millisecond
+
+// consentStream serves the ledger's events of the caller's tenant as
+// server-sent events: each event as `event: consent` with the revision as
+// its id, and, whenever the stream has caught up and every 250 ms after,
+// `event: revision` with the revision the stream has reached. A client
+// resumes with ?after= (or Last-Event-ID).
+func (s *Server) consentStream(w http.ResponseWriter, r *http.Request) error {
+	_, tenant, err := actor(r)
+	if err != nil {
+		return err
+	}
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		v = r.Header.Get("Last-Event-ID")
+	}
+	after, err := minRevision(v)
+	if err != nil {
+		return lethe.Errorf(lethe.EINVALID, "after must be a ledger revision (a whole number)")
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	// A stream ends when its client goes or the server shuts down:
+	// graceful shutdown waits for handlers, and this one never returns
+	// on its own.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.closing, cancel)
+	defer stop()
+	var buf []byte
+	for {
+		evs, next, err := s.consent.Follow(ctx, tenant, after, lethe.ConsentEventsLimit, streamHeartbeat)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			// Headers are sent: end the stream; the client reconnects.
+			s.log.Warn("consent stream ended", "err", err.Error())
+			return nil
+		}
+		buf = buf[:0]
+		for i := range evs {
+			b, _ := json.Marshal(&evs[i])
+			buf = fmt.Appendf(buf, "id: %d\nevent: consent\ndata: %s\n\n", evs[i].Revision, b)
+		}
+		after = next
+		if len(evs) < lethe.ConsentEventsLimit {
+			buf = fmt.Appendf(buf, "event: revision\ndata: {\"revision\":%d}\n\n", after)
+		}
+		rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := w.Write(buf); err != nil {
+			return nil
+		}
+		if err := rc.Flush(); err != nil {
+			return nil
+		}
+	}
 }

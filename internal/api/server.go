@@ -54,6 +54,9 @@ type Server struct {
 	metrics *metrics
 	routes  []Route
 	handler http.Handler
+	// closing is cancelled by CloseStreams, ending long-lived responses.
+	closing context.Context
+	close   context.CancelFunc
 }
 
 // New builds a Server.
@@ -74,6 +77,7 @@ func New(o Options) *Server {
 	if o.RateBurst <= 0 {
 		o.RateBurst = int(2 * o.RateLimit)
 	}
+	s.closing, s.close = context.WithCancel(context.Background())
 	s.limits = newLimiter(rate.Limit(o.RateLimit), o.RateBurst)
 	s.authn = newKeyCache(keyCacheTTL, 10_000)
 	s.metrics = newMetrics()
@@ -81,6 +85,11 @@ func New(o Options) *Server {
 	s.handler = s.buildHandler()
 	return s
 }
+
+// CloseStreams ends the long-lived responses (the consent stream), so
+// that a graceful shutdown does not wait for them: register it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.close() }
 
 // Handler returns the root HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -132,6 +141,7 @@ func (s *Server) buildRoutes() []Route {
 		{Method: "POST", Path: "/v1/consent", Permission: lethe.PermConsentWrite, Summary: "Record consents, withdrawals, restrictions and objections (up to 10,000), all or none, each audited; IP and user agent are kept only as keyed hashes", Request: recordConsentRequest{}, Response: recordConsentResponse{}, Status: 201, Errors: []int{400, 404, 410, 413, 415, 503}, handle: s.recordConsent},
 		{Method: "GET", Path: "/v1/consent/check", Permission: lethe.PermConsentCheck, Summary: "May this subject be processed for this purpose? (subject, purpose, optional min_revision) The answer names the reason and the ledger revision", Response: lethe.ConsentDecision{}, Status: 200, Errors: []int{400, 503}, handle: s.checkConsent},
 		{Method: "POST", Path: "/v1/consent/check", Permission: lethe.PermConsentCheck, Summary: "Filter up to 100,000 subjects for a purpose: the allowed ones, and why each other one is denied", Request: batchCheckRequest{}, Response: lethe.BatchDecision{}, Status: 200, Errors: []int{400, 413, 415, 503}, BodyLimit: 8 << 20, handle: s.checkConsentBatch},
+		{Method: "GET", Path: "/v1/consent/stream", Permission: lethe.PermConsentCheck, Summary: "The tenant's consent-ledger events as server-sent events (after=REVISION to resume), with a revision heartbeat every 250 ms; what the Go client's in-process cache follows", Status: 200, Errors: []int{400}, handle: s.consentStream},
 		{Method: "GET", Path: "/v1/subjects/{id}/consent", Permission: lethe.PermConsentRead, Summary: "A subject's consent ledger, oldest first: every grant, withdrawal, restriction and objection with its proof", Response: consentHistoryResponse{}, Status: 200, Errors: []int{400}, handle: s.consentHistory},
 		{Method: "DELETE", Path: "/v1/subjects/{id}", Permission: lethe.PermSubjectsErase, Summary: "Erase a subject: destroy its key, then delete its data; later reads answer 410", Response: erasureResponse{}, Status: 200, Errors: []int{400, 404}, handle: s.eraseSubject},
 	}

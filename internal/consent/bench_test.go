@@ -19,14 +19,14 @@ var benchPurposes = []lethe.Purpose{
 
 // benchState folds a ledger of n subjects: each consented to the newsletter
 // and, every other one, to research; every tenth objected to analytics.
-func benchState(n int) (*state, []string) {
-	st := newState(benchPurposes)
+func benchState(n int) (*State, []string) {
+	st := NewState(benchPurposes)
 	ids := make([]string, n)
 	rev := uint64(0)
 	add := func(ev lethe.ConsentEvent) {
 		rev++
 		ev.Revision = rev
-		st.apply(&ev)
+		st.Apply(&ev)
 	}
 	for i := range ids {
 		ids[i] = fmt.Sprintf("sub_%026d", i)
@@ -48,7 +48,7 @@ func BenchmarkDecide(b *testing.B) {
 	now := time.Now()
 	b.Run("hot", func(b *testing.B) {
 		for b.Loop() {
-			if !st.decide("default", ids[7], "newsletter", now, false).Allowed {
+			if !st.Decide("default", ids[7], "newsletter", now, false).Allowed {
 				b.Fatal("denied")
 			}
 		}
@@ -57,7 +57,7 @@ func BenchmarkDecide(b *testing.B) {
 	b.Run("random-1M-subjects-4-purposes", func(b *testing.B) {
 		r := rand.New(rand.NewPCG(1, 2))
 		for b.Loop() {
-			st.decide("default", ids[r.IntN(len(ids))], benchPurposes[r.IntN(4)].Key, now, false)
+			st.Decide("default", ids[r.IntN(len(ids))], benchPurposes[r.IntN(4)].Key, now, false)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
 	})

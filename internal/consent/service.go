@@ -55,9 +55,10 @@ type Service struct {
 	log      *slog.Logger
 	follow   time.Duration
 
-	mu   sync.RWMutex
-	st   *state
-	sync sync.Mutex // one catch-up at a time
+	mu      sync.RWMutex
+	st      *State
+	changed chan struct{} // closed when the state moves on; guarded by mu
+	sync    sync.Mutex    // one catch-up at a time
 
 	stop chan struct{}
 	done chan struct{}
@@ -78,7 +79,7 @@ func New(ctx context.Context, c Config) (*Service, error) {
 		return nil, errors.New("consent: the proof key must be 32 bytes")
 	}
 	s := &Service{store: c.Store, subjects: c.Subjects, audit: c.Audit, proofKey: c.ProofKey, now: c.Now, log: c.Logger,
-		follow: c.Follow, st: newState(c.Purposes), stop: make(chan struct{}), done: make(chan struct{})}
+		follow: c.Follow, st: NewState(c.Purposes), changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -136,10 +137,15 @@ func (s *Service) catchUp(ctx context.Context) error {
 			return nil
 		}
 		s.mu.Lock()
+		before := s.st.rev
 		for i := range evs {
 			if evs[i].Revision == s.st.rev+1 {
-				s.st.apply(&evs[i])
+				s.st.Apply(&evs[i])
 			}
+		}
+		if s.st.rev != before {
+			close(s.changed)
+			s.changed = make(chan struct{})
 		}
 		s.mu.Unlock()
 		if len(evs) < lethe.ConsentEventsLimit {
@@ -153,6 +159,46 @@ func (s *Service) Revision() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.st.rev
+}
+
+// Follow returns at most limit of tenant's ledger events after revision
+// after, waiting up to wait for the ledger to move if it has not, and the
+// revision it read up to (pass it as after next time). The events carry no
+// proof hashes: the stream is for checking, the history for proof.
+func (s *Service) Follow(ctx context.Context, tenant string, after uint64, limit int, wait time.Duration) ([]lethe.ConsentEvent, uint64, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.mu.RLock()
+	rev, changed := s.st.rev, s.changed
+	s.mu.RUnlock()
+	if rev <= after {
+		t := time.NewTimer(wait)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		if rev = s.Revision(); rev <= after {
+			return nil, max(after, rev), ctx.Err()
+		}
+	}
+	evs, err := s.store.ConsentSince(ctx, after, limit)
+	if err != nil {
+		return nil, after, lethe.Errorf(lethe.EUNAVAILABLE, "consent ledger unavailable")
+	}
+	out := make([]lethe.ConsentEvent, 0, len(evs))
+	for _, ev := range evs {
+		after = ev.Revision
+		if ev.Tenant != tenant {
+			continue
+		}
+		ev.IPHMAC, ev.AgentHMAC = "", ""
+		out = append(out, ev)
+	}
+	return out, after, nil
 }
 
 // Purposes returns the declared purposes.
@@ -175,7 +221,7 @@ func (s *Service) Check(ctx context.Context, tenant, id, purpose string, minRevi
 	}
 	now := s.now()
 	s.mu.RLock()
-	d := s.st.decide(tenant, id, purpose, now, false)
+	d := s.st.Decide(tenant, id, purpose, now, false)
 	s.mu.RUnlock()
 	if minRevision > d.Revision {
 		return lethe.ConsentDecision{Reason: lethe.DecisionUncertain, Revision: d.Revision}, nil
@@ -201,8 +247,8 @@ func (s *Service) decideAfterLookup(ctx context.Context, tenant, id, purpose str
 	case !exists:
 		return lethe.ConsentDecision{Reason: lethe.DecisionUnknownSubject, Revision: s.st.rev}, nil
 	}
-	s.st.markExists(tenant, id)
-	return s.st.decide(tenant, id, purpose, now, true), nil
+	s.st.MarkExists(tenant, id)
+	return s.st.Decide(tenant, id, purpose, now, true), nil
 }
 
 // reach makes sure the state has applied minRevision, if the ledger has it.
@@ -236,7 +282,7 @@ func (s *Service) CheckBatch(ctx context.Context, tenant, purpose string, ids []
 	s.mu.RLock()
 	b.Revision = s.st.rev
 	for i, id := range ids {
-		d := s.st.decide(tenant, id, purpose, now, false)
+		d := s.st.Decide(tenant, id, purpose, now, false)
 		switch {
 		case minRevision > b.Revision:
 			reasons[i] = lethe.DecisionUncertain

@@ -6,11 +6,12 @@ import (
 	"github.com/lethe-privacy/lethe"
 )
 
-// state is what the ledger says now, folded from its events: per subject,
+// State is what the ledger says now, folded from its events: per subject,
 // whether it was erased or restricted, and per purpose the latest consent
-// and objection. Checks read it from memory. It is not safe for
-// concurrent use; Service guards it.
-type state struct {
+// and objection. Checks read it from memory: the server's Service, and the
+// Go client's in-process cache, which follows the ledger's stream. It is
+// not safe for concurrent use.
+type State struct {
 	purposes []lethe.Purpose
 	index    map[string]int // purpose key → position in purposes
 	subjects map[subjectKey]*subjectState
@@ -38,8 +39,9 @@ type item struct {
 	objection uint64 // revision of the objection in force; 0 if none
 }
 
-func newState(purposes []lethe.Purpose) *state {
-	st := &state{purposes: purposes, index: map[string]int{}, subjects: map[subjectKey]*subjectState{}, tenants: map[string]uint64{}}
+// NewState returns the empty state for the declared purposes.
+func NewState(purposes []lethe.Purpose) *State {
+	st := &State{purposes: purposes, index: map[string]int{}, subjects: map[subjectKey]*subjectState{}, tenants: map[string]uint64{}}
 	for i, p := range purposes {
 		st.index[p.Key] = i
 	}
@@ -50,7 +52,7 @@ func newState(purposes []lethe.Purpose) *state {
 // builds no string.
 type subjectKey struct{ tenant, id string }
 
-func (st *state) subject(tenant, id string, create bool) *subjectState {
+func (st *State) subject(tenant, id string, create bool) *subjectState {
 	k := subjectKey{tenant, id}
 	s := st.subjects[k]
 	if s == nil && create {
@@ -73,10 +75,10 @@ func (s *subjectState) item(purpose int, create bool) *item {
 	return &s.items[len(s.items)-1]
 }
 
-// apply folds one event in. Events must come in revision order; an event
+// Apply folds one event in. Events must come in revision order; an event
 // for a purpose no longer declared still counts for the subject (an
 // erasure, a restriction) but its purpose part is dropped.
-func (st *state) apply(ev *lethe.ConsentEvent) {
+func (st *State) Apply(ev *lethe.ConsentEvent) {
 	st.rev = ev.Revision
 	if ev.Kind == lethe.ConsentErased && ev.SubjectID == "" {
 		st.tenants[ev.Tenant] = ev.Revision
@@ -116,11 +118,11 @@ func (st *state) apply(ev *lethe.ConsentEvent) {
 	}
 }
 
-// decide answers whether tenant's subject may be processed for purpose at
+// Decide answers whether tenant's subject may be processed for purpose at
 // now. known reports whether the subject is known to exist; when it is not
 // and the state cannot tell, decide returns DecisionUnknownSubject and the
 // caller may ask the vault and call again with known set.
-func (st *state) decide(tenant, id, purpose string, now time.Time, known bool) lethe.ConsentDecision {
+func (st *State) Decide(tenant, id, purpose string, now time.Time, known bool) lethe.ConsentDecision {
 	d := lethe.ConsentDecision{Revision: st.rev}
 	deny := func(reason string, event uint64) lethe.ConsentDecision {
 		d.Reason, d.Event = reason, event
@@ -176,7 +178,16 @@ func (st *state) decide(tenant, id, purpose string, now time.Time, known bool) l
 	return deny(lethe.DecisionPolicyOutdated, it.consent)
 }
 
-// markExists records that a check found the subject in the vault.
-func (st *state) markExists(tenant, id string) {
+// MarkExists records that the vault holds the subject.
+func (st *State) MarkExists(tenant, id string) {
 	st.subject(tenant, id, true).exists = true
+}
+
+// Revision returns the newest revision applied.
+func (st *State) Revision() uint64 { return st.rev }
+
+// Advance moves the revision to rev without an event: a follower that
+// sees only its tenant's events learns this way that the ledger went on.
+func (st *State) Advance(rev uint64) {
+	st.rev = max(st.rev, rev)
 }
