@@ -8,13 +8,52 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/client"
+	"github.com/lethe-privacy/lethe/internal/audit"
 )
 
+// demoPurposes are the purposes the demo declares, if its data directory
+// has none.
+const demoPurposes = `purposes:
+  - key: billing
+    description: Invoices and payment of orders
+    legal_basis: contract
+    data_categories: [user.financial, user.contact.email]
+    data_use: essential.service.payment_processing
+    policy: {version: "2026-01", text_file: privacy-2026-01.txt}
+  - key: newsletter
+    description: Monthly newsletter by email
+    legal_basis: consent
+    direct_marketing: true
+    data_categories: [user.contact.email]
+    data_use: marketing.communications
+    policy: {version: "2026-01", text_file: privacy-2026-01.txt}
+`
+
+// writeDemoPurposes declares the demo's purposes in dir, unless it has
+// purposes already.
+func writeDemoPurposes(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "purposes.yaml")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	text := "Demo shop privacy notice, January 2026: we bill your orders, and send a newsletter if you ask for it.\n"
+	if err := os.WriteFile(filepath.Join(dir, "privacy-2026-01.txt"), []byte(text), 0o600); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(demoPurposes), 0o600)
+}
+
 // demo starts a server on the embedded default and narrates, step by step,
-// what it does. Later issues add steps (vault, consent, requests).
+// what it does: keys, the vault, consent, erasure and the audit log.
 func (m *Main) demo(ctx context.Context, args []string) error {
 	fs := m.newFlagSet("demo")
 	dataDir := fs.String("data-dir", "", "data directory to use (default: a temporary one, removed afterwards)")
@@ -37,6 +76,9 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		}
 		defer os.RemoveAll(tmp)
 		dir = filepath.Join(tmp, "data")
+	}
+	if err := writeDemoPurposes(dir); err != nil {
+		return err
 	}
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.Addr = dir, "127.0.0.1:0"
@@ -165,6 +207,48 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	}
 	detail("Detokenized for purpose billing: %s.", vals[0].Value)
 
+	say("Jane subscribes to the newsletter: her consent is recorded with proof, and audited.")
+	evs, err := svc.RecordConsent(ctx, []lethe.ConsentRecord{{SubjectID: sub.ID, Purpose: "newsletter", Kind: lethe.ConsentGrant,
+		Channel: "web_form", IP: "203.0.113.7", UserAgent: "Mozilla/5.0 (demo)"}})
+	if err != nil {
+		return err
+	}
+	detail("Ledger revision %d: %s to %s, policy %s (text SHA-256 %s…), IP and browser kept only as keyed hashes.",
+		evs[0].Revision, evs[0].Kind, evs[0].Purpose, evs[0].PolicyVersion, evs[0].TextHash[:12])
+	cache, err := svc.NewConsentCache(ctx, client.ConsentCacheConfig{})
+	if err != nil {
+		return err
+	}
+	defer cache.Close()
+	ok, err := cache.Allowed(ctx, sub.ID, "newsletter")
+	if err != nil || !ok {
+		return fmt.Errorf("demo: the newsletter check did not allow after consent: %v, %v", ok, err)
+	}
+	detail("The newsletter job asks its in-process cache before sending: allowed (consent).")
+
+	say("Jane unsubscribes. The withdrawal reaches the job's cache through the ledger's stream.")
+	if _, err := svc.RecordConsent(ctx, []lethe.ConsentRecord{{SubjectID: sub.ID, Purpose: "newsletter", Kind: lethe.ConsentWithdraw, Channel: "web_form"}}); err != nil {
+		return err
+	}
+	withdrawn := time.Now()
+	for {
+		d, err := cache.Check(ctx, sub.ID, "newsletter")
+		if err != nil {
+			return err
+		}
+		if !d.Allowed {
+			detail("The cache denies %v later: %s.", time.Since(withdrawn).Round(time.Millisecond), d.Reason)
+			break
+		}
+		if time.Since(withdrawn) > 5*time.Second {
+			return errors.New("demo: the cache still allowed the newsletter 5 s after the withdrawal")
+		}
+	}
+	if _, err := svc.Detokenize(ctx, "newsletter", []string{toks[1].Token}); !errors.As(err, &ce) || ce.Status != 403 {
+		return fmt.Errorf("demo: detokenizing for the newsletter after the withdrawal was not refused: %v", err)
+	}
+	detail("Detokenizing her email for the newsletter is refused as well: %d %s.", ce.Status, ce.Code)
+
 	say("The customer asks to be forgotten: erasure destroys the subject's key first, then deletes the rows.")
 	er, err := dpo.EraseSubject(ctx, sub.ID)
 	if err != nil {
@@ -179,6 +263,12 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		return fmt.Errorf("demo: detokenizing an erased subject's token did not answer 410: %v", err)
 	}
 	detail("Its card token answers %d %s too, although the token row was deleted: the token names its subject, sealed.", ce.Status, ce.Code)
+	if d, err := cache.Check(ctx, sub.ID, "billing"); err != nil || d.Allowed {
+		return fmt.Errorf("demo: billing was still allowed after the erasure: %+v, %v", d, err)
+	} else {
+		detail("Every processing check for her now denies: %s.", d.Reason)
+	}
+	cache.Close()
 
 	say("Stopping: in-flight requests finish, then both stores close.")
 	stop()
@@ -186,6 +276,24 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 		return err
 	}
 	detail("Stopped cleanly.")
+
+	say("An auditor checks the audit log against its signed checkpoints (with a copy of the verifier key kept elsewhere, this needs no trust in this machine).")
+	key, err := os.ReadFile(filepath.Join(auditDir(dir), verifierKeyFile))
+	if err != nil {
+		return err
+	}
+	v, err := note.NewVerifier(strings.TrimSpace(string(key)))
+	if err != nil {
+		return err
+	}
+	r, err := audit.Verify(auditDir(dir), audit.VerifyOptions{Origin: v.Name(), Verifier: v})
+	if err != nil {
+		return err
+	}
+	if !r.OK() {
+		return fmt.Errorf("demo: the audit log does not verify: %+v", r.Problems)
+	}
+	detail("lethe audit verify: OK, %d events (every access above, never a value) under %d signed checkpoint(s).", r.Entries, r.Checkpoints)
 	if *dataDir == "" {
 		detail("The temporary data directory is removed; run 'lethe serve' to keep one in ./lethe-data.")
 	}
