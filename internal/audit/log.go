@@ -140,12 +140,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Log, error) {
 // durable. Either all are recorded or Record fails; after a failed write
 // every later Record fails too (fail closed), until the log is reopened.
 func (l *Log) Record(ctx context.Context, events ...lethe.AuditEvent) error {
-	entries, err := encodeEvents(events)
-	if err != nil {
-		return err
-	}
-	_, err = l.Append(ctx, entries...)
-	return err
+	return record(ctx, l.Append, events)
 }
 
 // Append appends entries to the log and returns the index of the first once

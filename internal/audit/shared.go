@@ -98,12 +98,7 @@ func (l *SharedLog) commit(batch []*pending) error {
 // Record implements lethe.Auditor: the events are appended, each as one
 // entry, in one transaction shared with concurrent Records.
 func (l *SharedLog) Record(ctx context.Context, events ...lethe.AuditEvent) error {
-	entries, err := encodeEvents(events)
-	if err != nil {
-		return err
-	}
-	_, err = l.Append(ctx, entries...)
-	return err
+	return record(ctx, l.Append, events)
 }
 
 // Append appends entries and returns the index of the first once they are
@@ -372,6 +367,16 @@ func prunable(ctx context.Context, src Source, pruned, sealed uint64, before tim
 		keep = end
 	}
 	return keep, nil
+}
+
+// record encodes events and appends them, each as one entry.
+func record(ctx context.Context, appendEntries func(context.Context, ...[]byte) (uint64, error), events []lethe.AuditEvent) error {
+	entries, err := encodeEvents(events)
+	if err != nil {
+		return err
+	}
+	_, err = appendEntries(ctx, entries...)
+	return err
 }
 
 // encodeEvents encodes each event as one entry, all in one allocation.

@@ -312,22 +312,7 @@ func TestKeyStore(t *testing.T, newStore func(t *testing.T) lethe.KeyStore) {
 			wg.Go(func() { errs[i] = s.CreateSecret(t.Context(), "index_root", newWrappedKey(fmt.Sprint(i))) })
 		}
 		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch lethe.ErrorCode(err) {
-			case "":
-				if winner >= 0 {
-					t.Errorf("creates %d and %d both won", winner, i)
-				}
-				winner = i
-			case lethe.ECONFLICT:
-			default:
-				t.Errorf("create %d: got %v, want <nil> or a conflict", i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatal("no create won")
-		}
+		winner := oneWinner(t, "create", errs)
 		got, err := s.Secret(t.Context(), "index_root")
 		if err != nil {
 			t.Fatal(err)
@@ -496,4 +481,27 @@ func checkForgottenEntry(t *testing.T, got *lethe.Forgotten, want lethe.Forgotte
 		t.Errorf("forgotten: got %s/%q, want %s/%q", got.Tenant, got.SubjectID, want.Tenant, want.SubjectID)
 	}
 	checkTime(t, "forgotten "+want.Tenant+"/"+want.SubjectID+" erased_at", &got.ErasedAt, &want.ErasedAt)
+}
+
+// oneWinner checks the results of racing operations of which exactly one
+// must succeed and the others conflict, and returns the winner's index.
+func oneWinner(t *testing.T, op string, errs []error) int {
+	t.Helper()
+	winner := -1
+	for i, err := range errs {
+		switch lethe.ErrorCode(err) {
+		case "":
+			if winner >= 0 {
+				t.Errorf("%s %d and %d both won", op, winner, i)
+			}
+			winner = i
+		case lethe.ECONFLICT:
+		default:
+			t.Errorf("%s %d: got %v, want <nil> or a conflict", op, i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no %s won", op)
+	}
+	return winner
 }

@@ -394,22 +394,7 @@ func TestTenantKeyRotator(t *testing.T, newStore func(t *testing.T) TenantRotato
 			})
 		}
 		wg.Wait()
-		winner := -1
-		for i, err := range errs {
-			switch lethe.ErrorCode(err) {
-			case "":
-				if winner >= 0 {
-					t.Errorf("adds %d and %d both won", winner, i)
-				}
-				winner = i
-			case lethe.ECONFLICT:
-			default:
-				t.Errorf("add %d: got %v, want <nil> or a conflict", i, err)
-			}
-		}
-		if winner < 0 {
-			t.Fatal("no add won")
-		}
+		winner := oneWinner(t, "add", errs)
 		want := tenantKeyVersion("acme", 2)
 		want.Wrapped = sealed("race", fmt.Sprint(winner))
 		checkTenantKey(t, s, "acme", want)
