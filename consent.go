@@ -188,6 +188,13 @@ type Consent interface {
 	CheckBatch(ctx context.Context, tenant, purpose string, subjectIDs []string, minRevision uint64) (*BatchDecision, error)
 	// History returns a subject's ledger events, oldest first; audited.
 	History(ctx context.Context, a Actor, tenant, subjectID string) ([]ConsentEvent, error)
+	// Import records what it can of many records (an import of existing
+	// consents): every valid record is recorded and audited, in order,
+	// and every other one is reported with its position and why. EINVALID
+	// for more than ConsentImportLimit records; an error part way
+	// (EUNAVAILABLE) stops the import, and the report says what was
+	// recorded before it.
+	Import(ctx context.Context, a Actor, tenant string, recs []ConsentRecord) (*ImportReport, error)
 	// Follow returns at most limit of tenant's events after revision
 	// after, waiting up to wait for one, and the revision it read up to.
 	Follow(ctx context.Context, tenant string, after uint64, limit int, wait time.Duration) ([]ConsentEvent, uint64, error)
@@ -224,4 +231,25 @@ type BatchDecision struct {
 type DeniedReason struct {
 	SubjectID string `json:"subject_id"`
 	Reason    string `json:"reason"`
+}
+
+// ConsentImportLimit is the most records one import takes.
+const ConsentImportLimit = 1_000_000
+
+// ImportReport says what an import recorded and what it refused.
+type ImportReport struct {
+	Imported int `json:"imported"`
+	// FirstRevision and LastRevision bound the revisions the imported
+	// events got; 0 when nothing was imported.
+	FirstRevision uint64        `json:"first_revision,omitempty"`
+	LastRevision  uint64        `json:"last_revision,omitempty"`
+	Rejected      []RejectedRow `json:"rejected"`
+}
+
+// RejectedRow is one record an import refused: Row counts from 1 in the
+// order given (for a CSV file, the line after the header), and Reason
+// never quotes the record.
+type RejectedRow struct {
+	Row    int    `json:"row"`
+	Reason string `json:"reason"`
 }

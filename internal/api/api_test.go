@@ -226,6 +226,8 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		return rt.Path + "?subject=" + newSubject(), ""
 	case "POST /v1/consent":
 		return rt.Path, fmt.Sprintf(`{"records":[{"subject_id":%q,"purpose":"newsletter","kind":"grant"}]}`, newSubject())
+	case "POST /v1/consent/import":
+		return rt.Path, fmt.Sprintf(`{"records":[{"subject_id":%q,"purpose":"newsletter","kind":"grant"}]}`, newSubject())
 	case "GET /v1/consent/check":
 		return rt.Path + "?purpose=billing&subject=" + newSubject(), ""
 	case "POST /v1/consent/check":

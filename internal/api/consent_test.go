@@ -117,3 +117,58 @@ func TestConsentOverHTTP(t *testing.T) {
 		t.Errorf("after the tenant's erasure: %+v", d)
 	}
 }
+
+func TestConsentImport(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	svc := f.addKey(t, "shop", lethe.RoleService)
+	var ids []string
+	for i := range 3 {
+		resp, b := f.do(t, "POST", "/v1/subjects", svc, fmt.Sprintf(`{"identifiers":{"email":"import%d@example.com"}}`, i))
+		var s lethe.SubjectView
+		json.Unmarshal(b, &s)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatal(string(b))
+		}
+		ids = append(ids, s.ID)
+	}
+	csv := "subject_id,purpose,kind,at,policy_version,channel,ip\n" +
+		ids[0] + ",newsletter,grant,2025-10-01T09:00:00Z,2025-09,web_form,192.0.2.1\n" + // 1: ok, older accepted version
+		ids[1] + ",newsletter,grant,2025-10-02T09:00:00Z,,paper,\n" + // 2: ok, current version
+		ids[2] + ",newsletter,grant,yesterday,,web_form,\n" + // 3: bad time
+		"sub_eeeeeeeeeeeeeeeeeeeeeeeeee,newsletter,grant,,,web_form,\n" + // 4: no such subject
+		ids[2] + ",billing,grant,,,web_form,\n" + // 5: not a consent purpose
+		"bob@example.com,newsletter,grant,,,web_form,\n" + // 6: not a subject ID
+		ids[2] + ",newsletter,grant\n" + // 7: too few fields
+		ids[2] + ",analytics,object,2025-11-01T00:00:00Z,,email,\n" // 8: ok
+	resp, b := f.do(t, "POST", "/v1/consent/import", svc, csv, "Content-Type", "text/csv")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("import: got %d %s", resp.StatusCode, b)
+	}
+	if strings.Contains(string(b), "bob@example.com") || strings.Contains(string(b), "yesterday") {
+		t.Error("the report quotes a cell")
+	}
+	var rep lethe.ImportReport
+	json.Unmarshal(b, &rep)
+	var rows []int
+	for _, r := range rep.Rejected {
+		rows = append(rows, r.Row)
+	}
+	if rep.Imported != 3 || fmt.Sprint(rows) != "[3 4 5 6 7]" || rep.LastRevision-rep.FirstRevision != 2 {
+		t.Fatalf("report: %s", b)
+	}
+	_, b = f.do(t, "GET", fmt.Sprintf("/v1/consent/check?subject=%s&purpose=newsletter", ids[0]), svc, "")
+	var d lethe.ConsentDecision
+	json.Unmarshal(b, &d)
+	if !d.Allowed || !d.Renew {
+		t.Errorf("imported consent under an accepted older version: %s", b)
+	}
+	_, b = f.do(t, "GET", "/v1/subjects/"+ids[0]+"/consent", svc, "")
+	if !strings.Contains(string(b), `"at":"2025-10-01T09:00:00Z"`) || !strings.Contains(string(b), `"channel":"web_form"`) {
+		t.Errorf("imported history keeps the original time and channel: %s", b)
+	}
+	for _, bad := range []string{"", "who,what\nx,y\n", "subject_id,purpose\nx,y\n", "subject_id,kind\n\"unterminated,grant\n"} {
+		if resp, b := f.do(t, "POST", "/v1/consent/import", svc, bad, "Content-Type", "text/csv"); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("import of %q: got %d %s, want 400", bad, resp.StatusCode, b)
+		}
+	}
+}

@@ -37,3 +37,26 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeConsentCSV: any body is either refused with EINVALID (or
+// ETOOLARGE) or decoded into records and per-row rejections that name
+// rows that exist.
+func FuzzDecodeConsentCSV(f *testing.F) {
+	f.Add("subject_id,purpose,kind,at\nsub_aaaaaaaaaaaaaaaaaaaaaaaaaa,newsletter,grant,2026-01-01T00:00:00Z\n")
+	f.Add("subject_id,kind\n\"x\ny\",grant\n")
+	f.Add("\ufeffsubject_id,kind,expires_at\na,b,c,d\n")
+	f.Fuzz(func(t *testing.T, body string) {
+		recs, rejected, err := decodeConsentCSV(strings.NewReader(body))
+		if err != nil {
+			if c := lethe.ErrorCode(err); c != lethe.EINVALID && c != lethe.ETOOLARGE {
+				t.Fatalf("error code %s", c)
+			}
+			return
+		}
+		for _, r := range rejected {
+			if r.Row < 1 || r.Row > len(recs) {
+				t.Fatalf("rejected row %d of %d", r.Row, len(recs))
+			}
+		}
+	})
+}

@@ -353,12 +353,7 @@ func (s *Service) Record(ctx context.Context, a lethe.Actor, tenant string, recs
 		}
 		events[i] = ev
 	}
-	audits := make([]lethe.AuditEvent, len(events))
-	for i, ev := range events {
-		audits[i] = lethe.AuditEvent{Time: now, Action: "consent." + ev.Kind, Outcome: "ok", KeyID: a.KeyID, Role: a.Role,
-			RequestID: a.RequestID, Tenant: tenant, SubjectID: ev.SubjectID, Purpose: ev.Purpose}
-	}
-	if err := s.audit.Record(ctx, audits...); err != nil {
+	if err := s.audit.Record(ctx, auditEvents(a, now, events)...); err != nil {
 		return nil, lethe.Errorf(lethe.EUNAVAILABLE, "audit log unavailable: consent not recorded")
 	}
 	if _, err := s.store.AppendConsent(ctx, events); err != nil {
@@ -369,6 +364,84 @@ func (s *Service) Record(ctx context.Context, a lethe.Actor, tenant string, recs
 		s.log.Error("apply recorded consent", "err", err.Error())
 	}
 	return events, nil
+}
+
+// Import implements lethe.Consent: each record is checked on its own; the
+// valid ones are audited and appended in chunks of ConsentEventsLimit, in
+// the order given.
+func (s *Service) Import(ctx context.Context, a lethe.Actor, tenant string, recs []lethe.ConsentRecord) (*lethe.ImportReport, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) > lethe.ConsentImportLimit {
+		return nil, lethe.Errorf(lethe.EINVALID, "at most %d records per import, not %d", lethe.ConsentImportLimit, len(recs))
+	}
+	now := s.now().UTC()
+	rep := &lethe.ImportReport{Rejected: []lethe.RejectedRow{}}
+	exists := map[string]error{}
+	var events []lethe.ConsentEvent
+	flush := func() error {
+		if len(events) == 0 {
+			return nil
+		}
+		if err := s.audit.Record(ctx, auditEvents(a, now, events)...); err != nil {
+			return lethe.Errorf(lethe.EUNAVAILABLE, "audit log unavailable: import stopped")
+		}
+		first, err := s.store.AppendConsent(ctx, events)
+		if err != nil {
+			return err
+		}
+		if rep.FirstRevision == 0 {
+			rep.FirstRevision = first
+		}
+		rep.LastRevision = first + uint64(len(events)) - 1
+		rep.Imported += len(events)
+		events = events[:0]
+		return nil
+	}
+	for i, r := range recs {
+		if r.Channel == "" {
+			r.Channel = "import"
+		}
+		ev, err := s.event(tenant, r, now, a)
+		if err == nil {
+			e, seen := exists[r.SubjectID]
+			if !seen {
+				e = s.mustExist(ctx, tenant, r.SubjectID)
+				exists[r.SubjectID] = e
+			}
+			err = e
+		}
+		if err != nil {
+			rep.Rejected = append(rep.Rejected, lethe.RejectedRow{Row: i + 1, Reason: lethe.ErrorMessage(err)})
+			continue
+		}
+		events = append(events, ev)
+		if len(events) == lethe.ConsentEventsLimit {
+			if err := flush(); err != nil {
+				return rep, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return rep, err
+	}
+	if err := s.catchUp(ctx); err != nil {
+		s.log.Error("apply imported consent", "err", err.Error())
+	}
+	return rep, nil
+}
+
+// auditEvents are the audit events of ledger events: consent.<kind>, with
+// the subject and purpose.
+func auditEvents(a lethe.Actor, now time.Time, events []lethe.ConsentEvent) []lethe.AuditEvent {
+	audits := make([]lethe.AuditEvent, len(events))
+	for i, ev := range events {
+		audits[i] = lethe.AuditEvent{Time: now, Action: "consent." + ev.Kind, Outcome: "ok", KeyID: a.KeyID, Role: a.Role,
+			RequestID: a.RequestID, Tenant: ev.Tenant, SubjectID: ev.SubjectID, Purpose: ev.Purpose}
+	}
+	return audits
 }
 
 // mustExist refuses a record for a subject the vault does not hold.

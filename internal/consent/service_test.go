@@ -380,3 +380,30 @@ func TestVaultHonoursTheCheck(t *testing.T) {
 		}
 	})
 }
+
+func TestImport(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, e *env) {
+		a, b := e.subject(t), e.subject(t)
+		past := e.clock().Add(-24 * time.Hour)
+		recs := []lethe.ConsentRecord{
+			{SubjectID: a, Purpose: "newsletter", Kind: lethe.ConsentGrant, At: &past},
+			{SubjectID: "sub_ffffffffffffffffffffffffff", Purpose: "newsletter", Kind: lethe.ConsentGrant},
+			{SubjectID: b, Purpose: "billing", Kind: lethe.ConsentGrant},
+			{SubjectID: b, Purpose: "research", Kind: lethe.ConsentGrant},
+			{SubjectID: a, Kind: lethe.ConsentRestrict, Reason: "free text"},
+		}
+		rep, err := e.c.Import(t.Context(), actor, "", recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Imported != 2 || len(rep.Rejected) != 3 || rep.Rejected[0].Row != 2 || rep.Rejected[1].Row != 3 || rep.Rejected[2].Row != 5 {
+			t.Fatalf("report %+v", rep)
+		}
+		e.want(t, a, "newsletter", true, lethe.DecisionConsent)
+		e.want(t, b, "research", true, lethe.DecisionConsent)
+		hist, _ := e.c.History(t.Context(), actor, "", a)
+		if len(hist) != 1 || !hist[0].At.Equal(past) || hist[0].Channel != "import" {
+			t.Errorf("imported history: %+v", hist)
+		}
+	})
+}
