@@ -15,6 +15,9 @@
 #   create  POST /v1/subjects with identifiers no run has used before
 #           (c{C}r{run}u{n}@example.com): a key-store write, a data-store
 #           write and an audit event per request.
+#   check   GET /v1/consent/check?subject=…&purpose=newsletter for one seeded
+#           subject who consented (not in the default set): the consent
+#           check over HTTP, answered from the server's memory.
 #   detokenize  POST /v1/detokenize {"purpose":"billing","tokens":[…]}, the
 #           same batch of DETOK_BATCH random tokens (the emails of the first
 #           seeded subjects, made with curl and jq) every request: one store
@@ -31,7 +34,8 @@
 #   bash bench/vault.sh [-n RUNS] [-d DURATION] [-c CONCURRENCY[,C2,…]] [-w WARMUP]
 #                       [-s SEED] [-b BENCHES] [-i IDLE] [-l LOG_LEVEL] [-p DIR] [-k]
 # or set RUNS, DURATION, CONCURRENCY (space- or comma-separated), WARMUP,
-# SEED, BENCHES (space- or comma-separated: lookup, create), IDLE,
+# SEED, BENCHES (space- or comma-separated: lookup, create, detokenize,
+# check), IDLE,
 # LOG_LEVEL, PERF_DIR. Defaults: 5 runs of 10s at -c 64, each after a 2s
 # unrecorded warm-up; SEED=10000; BENCHES="lookup create detokenize";
 # DETOK_BATCH=100 (tokens per detokenize request); IDLE=10.
@@ -94,8 +98,8 @@ case $SEED in '' | *[!0-9]* | 0) echo "vault.sh: SEED must be a positive integer
 case $IDLE in '' | *[!0-9]*) echo "vault.sh: IDLE must be a whole number of seconds" >&2; exit 2 ;; esac
 for b in $BENCHES; do
 	case $b in
-	lookup | create | detokenize) ;;
-	*) echo "vault.sh: unknown benchmark $b (lookup, create, detokenize)" >&2; exit 2 ;;
+	lookup | create | detokenize | check) ;;
+	*) echo "vault.sh: unknown benchmark $b (lookup, create, detokenize, check)" >&2; exit 2 ;;
 	esac
 done
 
@@ -169,6 +173,16 @@ echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== build"
 go build -o "$tmp/lethe" ./cmd/lethe
 go build -o "$tmp/loadgen" ./bench/loadgen
+
+# Purposes are declared, so every read and detokenisation for a purpose
+# passes the consent check, as in a deployment that uses it.
+mkdir -p "$tmp/data"
+printf 'Bench privacy notice.\n' >"$tmp/data/privacy.txt"
+cat >"$tmp/data/purposes.yaml" <<'YAML'
+purposes:
+  - {key: billing, description: Billing, legal_basis: contract, policy: {version: "1", text_file: privacy.txt}}
+  - {key: newsletter, description: Newsletter, legal_basis: consent, direct_marketing: true, policy: {version: "1", text_file: privacy.txt}}
+YAML
 
 echo "== start server"
 # Create the output files first: the child opens them only once it runs,
@@ -330,6 +344,17 @@ fi
 summary+=("seed c=$first_c (one run of $SEED creates on an empty vault): rps=$(field rps "$line") p50=$(field p50 "$line")ms p99=$(field p99 "$line")ms")
 
 case " $BENCHES " in
+*" check "*)
+	printf 'Authorization: Bearer %s\n' "$(cat "$tmp/service.key")" >"$tmp/auth.header"
+	check_id=$(curl -fsS --cacert "$tmp/data/ca.crt" -H @"$tmp/auth.header" -H 'Content-Type: application/json' \
+		-d '{"kind":"email","value":"user0@example.com"}' "$url/v1/subjects/lookup" | jq -r .id)
+	curl -fsS --cacert "$tmp/data/ca.crt" -H @"$tmp/auth.header" -H 'Content-Type: application/json' \
+		-d "{\"records\":[{\"subject_id\":\"$check_id\",\"purpose\":\"newsletter\",\"kind\":\"grant\"}]}" "$url/v1/consent" >/dev/null
+	echo "== check: subject $check_id consented to the newsletter" ;;
+esac
+empty_body() { :; }
+
+case " $BENCHES " in
 *" detokenize "*)
 	[ "$SEED" -ge "$DETOK_BATCH" ] || { echo "vault.sh: detokenize needs -s of at least $DETOK_BATCH" >&2; exit 2; }
 	echo "== tokens: $DETOK_BATCH random tokens of seeded subjects' emails, one detokenize batch"
@@ -342,6 +367,7 @@ for b in $BENCHES; do
 		lookup) bench lookup "$c" lookup_body -method POST -path /v1/subjects/lookup -n-mod "$SEED" ;;
 		create) bench create "$c" create_body -method POST -path /v1/subjects ;;
 		detokenize) bench detokenize "$c" detokenize_body -method POST -path /v1/detokenize ;;
+		check) bench check "$c" empty_body -path "/v1/consent/check?subject=$check_id&purpose=newsletter" ;;
 		esac
 	done
 done
@@ -358,6 +384,8 @@ for s in "${summary[@]}"; do
 			printf "lookup: rps %.0f vs >= 10000: ratio %.2f; p99 %.3f ms vs < 20 ms: ratio %.2f\n", r, r / 10000, p, p / 20 }' ;;
 	"create c=64 "*)
 		awk -v r="$(field rps "$s")" 'BEGIN { printf "create: rps %.0f vs >= 3000: ratio %.2f\n", r, r / 3000 }' ;;
+	"check c=64 "*)
+		awk -v r="$(field rps "$s")" 'BEGIN { printf "check: rps %.0f vs >= 15000: ratio %.2f\n", r, r / 15000 }' ;;
 	"detokenize c=64 "*)
 		awk -v r="$(field rps "$s")" -v n="$DETOK_BATCH" 'BEGIN {
 			printf "detokenize: %.0f values/s (%.0f req/s of %d tokens) vs >= 200000: ratio %.2f\n", r * n, r, n, r * n / 200000 }' ;;
