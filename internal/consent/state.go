@@ -14,34 +14,63 @@ import (
 type State struct {
 	purposes []lethe.Purpose
 	index    map[string]int // purpose key → position in purposes
-	subjects map[subjectKey]*subjectState
+	subjects map[subjectKey]subjectState // by value: one pointer fewer to follow per check
 	tenants  map[string]uint64 // erased tenants → revision of the erasure
 	rev      uint64            // the newest revision applied
 }
 
 // subjectState is one subject's standing. Items are few (one per purpose
-// the person consented to or objected to), so a slice beats a map.
+// the person consented to or objected to), so they sit inline, and a check
+// over millions of subjects follows as few pointers as memory latency
+// allows: no strings to compare, no separate slice for the common case.
 type subjectState struct {
 	exists     bool   // known to exist: an event was recorded for it, or a check found it
+	n          uint8  // items used in inline
 	erased     uint64 // revision of its erasure; 0 if none
 	restricted uint64 // revision of the restriction in force; 0 if none
-	items      []item
+	inline     [inlineItems]item
+	more       []item // beyond inlineItems
 }
+
+// inlineItems keeps a subjectState at most 128 bytes, which Go's map
+// stores inline.
+const inlineItems = 2
 
 // item is a subject's standing toward one purpose.
 type item struct {
-	purpose   int
-	consent   uint64 // revision of the latest grant or withdrawal; 0 if none
+	purpose   int32
 	withdrawn bool
-	version   string // the policy version agreed to
-	hash      string
+	// version is which policy version the consent was given to, resolved
+	// when the event is applied: versionCurrent, versionAccepted+i for
+	// the purpose's accepted version i, or versionOutdated.
+	version   int16
+	consent   uint64 // revision of the latest grant or withdrawal; 0 if none
 	expires   int64  // unix nanoseconds; 0 for no expiry
 	objection uint64 // revision of the objection in force; 0 if none
 }
 
+const (
+	versionOutdated int16 = -1
+	versionCurrent  int16 = 0
+	versionAccepted int16 = 1
+)
+
+// resolveVersion says which of p's policy versions a consent names.
+func resolveVersion(p *lethe.Purpose, version, hash string) int16 {
+	if version == p.Policy.Version && hash == p.Policy.TextHash {
+		return versionCurrent
+	}
+	for i, a := range p.Accepted {
+		if version == a.Version && hash == a.TextHash {
+			return versionAccepted + int16(i)
+		}
+	}
+	return versionOutdated
+}
+
 // NewState returns the empty state for the declared purposes.
 func NewState(purposes []lethe.Purpose) *State {
-	st := &State{purposes: purposes, index: map[string]int{}, subjects: map[subjectKey]*subjectState{}, tenants: map[string]uint64{}}
+	st := &State{purposes: purposes, index: map[string]int{}, subjects: map[subjectKey]subjectState{}, tenants: map[string]uint64{}}
 	for i, p := range purposes {
 		st.index[p.Key] = i
 	}
@@ -52,27 +81,37 @@ func NewState(purposes []lethe.Purpose) *State {
 // builds no string.
 type subjectKey struct{ tenant, id string }
 
-func (st *State) subject(tenant, id string, create bool) *subjectState {
-	k := subjectKey{tenant, id}
-	s := st.subjects[k]
-	if s == nil && create {
-		s = &subjectState{}
-		st.subjects[k] = s
-	}
-	return s
+// subject returns a copy of the subject's state; update stores it back.
+func (st *State) subject(tenant, id string) (subjectState, bool) {
+	s, ok := st.subjects[subjectKey{tenant, id}]
+	return s, ok
+}
+
+func (st *State) update(tenant, id string, s subjectState) {
+	st.subjects[subjectKey{tenant, id}] = s
 }
 
 func (s *subjectState) item(purpose int, create bool) *item {
-	for i := range s.items {
-		if s.items[i].purpose == purpose {
-			return &s.items[i]
+	for i := range s.n {
+		if s.inline[i].purpose == int32(purpose) {
+			return &s.inline[i]
+		}
+	}
+	for i := range s.more {
+		if s.more[i].purpose == int32(purpose) {
+			return &s.more[i]
 		}
 	}
 	if !create {
 		return nil
 	}
-	s.items = append(s.items, item{purpose: purpose})
-	return &s.items[len(s.items)-1]
+	if int(s.n) < inlineItems {
+		s.inline[s.n] = item{purpose: int32(purpose)}
+		s.n++
+		return &s.inline[s.n-1]
+	}
+	s.more = append(s.more, item{purpose: int32(purpose)})
+	return &s.more[len(s.more)-1]
 }
 
 // Apply folds one event in. Events must come in revision order; an event
@@ -84,12 +123,13 @@ func (st *State) Apply(ev *lethe.ConsentEvent) {
 		st.tenants[ev.Tenant] = ev.Revision
 		return
 	}
-	s := st.subject(ev.Tenant, ev.SubjectID, true)
+	s, _ := st.subject(ev.Tenant, ev.SubjectID)
 	s.exists = true
+	defer func() { st.update(ev.Tenant, ev.SubjectID, s) }()
 	switch ev.Kind {
 	case lethe.ConsentErased:
 		s.erased = ev.Revision
-		s.items = nil
+		s.n, s.more = 0, nil
 		return
 	case lethe.ConsentRestrict:
 		s.restricted = ev.Revision
@@ -105,7 +145,8 @@ func (st *State) Apply(ev *lethe.ConsentEvent) {
 	it := s.item(p, true)
 	switch ev.Kind {
 	case lethe.ConsentGrant:
-		it.consent, it.withdrawn, it.version, it.hash, it.expires = ev.Revision, false, ev.PolicyVersion, ev.TextHash, 0
+		it.consent, it.withdrawn, it.expires = ev.Revision, false, 0
+		it.version = resolveVersion(&st.purposes[p], ev.PolicyVersion, ev.TextHash)
 		if ev.ExpiresAt != nil {
 			it.expires = ev.ExpiresAt.UnixNano()
 		}
@@ -135,20 +176,17 @@ func (st *State) Decide(tenant, id, purpose string, now time.Time, known bool) l
 	if rev, erased := st.tenants[tenant]; erased {
 		return deny(lethe.DecisionErased, rev)
 	}
-	s := st.subject(tenant, id, false)
-	if s != nil && s.erased != 0 {
+	s, _ := st.subject(tenant, id)
+	if s.erased != 0 {
 		return deny(lethe.DecisionErased, s.erased)
 	}
-	if (s == nil || !s.exists) && !known {
+	if !s.exists && !known {
 		return deny(lethe.DecisionUnknownSubject, 0)
 	}
-	if s != nil && s.restricted != 0 {
+	if s.restricted != 0 {
 		return deny(lethe.DecisionRestricted, s.restricted)
 	}
-	var it *item
-	if s != nil {
-		it = s.item(p, false)
-	}
+	it := s.item(p, false)
 	if it != nil && it.objection != 0 {
 		return deny(lethe.DecisionObjected, it.objection)
 	}
@@ -165,22 +203,22 @@ func (st *State) Decide(tenant, id, purpose string, now time.Time, known bool) l
 	case it.expires != 0 && now.UnixNano() >= it.expires:
 		return deny(lethe.DecisionExpired, it.consent)
 	}
-	if it.version == pur.Policy.Version && it.hash == pur.Policy.TextHash {
+	switch {
+	case it.version == versionCurrent:
 		d.Allowed, d.Reason, d.Event = true, lethe.DecisionConsent, it.consent
 		return d
-	}
-	for _, a := range pur.Accepted {
-		if it.version == a.Version && it.hash == a.TextHash {
-			d.Allowed, d.Reason, d.Event, d.Renew = true, lethe.DecisionConsent, it.consent, true
-			return d
-		}
+	case it.version >= versionAccepted:
+		d.Allowed, d.Reason, d.Event, d.Renew = true, lethe.DecisionConsent, it.consent, true
+		return d
 	}
 	return deny(lethe.DecisionPolicyOutdated, it.consent)
 }
 
 // MarkExists records that the vault holds the subject.
 func (st *State) MarkExists(tenant, id string) {
-	st.subject(tenant, id, true).exists = true
+	s, _ := st.subject(tenant, id)
+	s.exists = true
+	st.update(tenant, id, s)
 }
 
 // Revision returns the newest revision applied.
