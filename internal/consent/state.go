@@ -13,10 +13,10 @@ import (
 // not safe for concurrent use.
 type State struct {
 	purposes []lethe.Purpose
-	index    map[string]int // purpose key → position in purposes
+	index    map[string]int              // purpose key → position in purposes
 	subjects map[subjectKey]subjectState // by value: one pointer fewer to follow per check
-	tenants  map[string]uint64 // erased tenants → revision of the erasure
-	rev      uint64            // the newest revision applied
+	tenants  map[string]uint64           // erased tenants → revision of the erasure
+	rev      uint64                      // the newest revision applied
 }
 
 // subjectState is one subject's standing. Items are few (one per purpose
