@@ -490,7 +490,12 @@ func (s *Service) event(tenant string, r lethe.ConsentRecord, now time.Time, a l
 	if r.Purpose != "" {
 		i, ok := s.st.index[r.Purpose]
 		if !ok {
-			return ev, lethe.Errorf(lethe.EINVALID, "purpose %q is not declared", r.Purpose)
+			// Name it only if it looks like a purpose key: an error must
+			// never echo what might be a personal value.
+			if purposeKeyRE.MatchString(r.Purpose) {
+				return ev, lethe.Errorf(lethe.EINVALID, "purpose %s is not declared", r.Purpose)
+			}
+			return ev, lethe.Errorf(lethe.EINVALID, "purpose is not a declared purpose key")
 		}
 		p = &s.st.purposes[i]
 	}
@@ -531,7 +536,7 @@ func (s *Service) event(tenant string, r lethe.ConsentRecord, now time.Time, a l
 		}
 		v, ok := policyVersion(p, r.PolicyVersion)
 		if !ok {
-			return ev, lethe.Errorf(lethe.EINVALID, "policy_version %q of purpose %s is neither current (%s) nor accepted", r.PolicyVersion, p.Key, p.Policy.Version)
+			return ev, lethe.Errorf(lethe.EINVALID, "policy_version of purpose %s is neither current (%s) nor accepted", p.Key, p.Policy.Version)
 		}
 		ev.PolicyVersion, ev.TextHash = v.Version, v.TextHash
 		if r.ExpiresAt != nil {

@@ -256,6 +256,7 @@ func TestRecordRefusesBadInput(t *testing.T) {
 		}{
 			{"unknown kind", lethe.ConsentRecord{SubjectID: id, Purpose: "newsletter", Kind: "like"}, "kind must be"},
 			{"undeclared purpose", lethe.ConsentRecord{SubjectID: id, Purpose: "spam", Kind: lethe.ConsentGrant}, "not declared"},
+			{"an email where the purpose goes", lethe.ConsentRecord{SubjectID: id, Purpose: "x@y", Kind: lethe.ConsentGrant}, "not a declared purpose key"},
 			{"grant for a contract purpose", lethe.ConsentRecord{SubjectID: id, Purpose: "billing", Kind: lethe.ConsentGrant}, "not consent"},
 			{"unknown policy version", lethe.ConsentRecord{SubjectID: id, Purpose: "newsletter", Kind: lethe.ConsentGrant, PolicyVersion: "v1"}, "neither current"},
 			{"expiry before the grant", lethe.ConsentRecord{SubjectID: id, Purpose: "newsletter", Kind: lethe.ConsentGrant, ExpiresAt: &past}, "expires_at"},
