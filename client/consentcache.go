@@ -43,6 +43,11 @@ type ConsentCache struct {
 	st *consent.State
 
 	heard  atomic.Int64 // unix nanoseconds when the stream last spoke
+	// A check reads neither the clock nor heard: a ticker keeps clock
+	// (for consent expiry) and stale (heard too long ago) current every
+	// tick, so that a check costs a map lookup and two atomic loads.
+	clock  atomic.Int64
+	stale  atomic.Bool
 	ready  chan struct{}
 	once   sync.Once
 	cancel context.CancelFunc
@@ -67,7 +72,10 @@ func (c *Client) NewConsentCache(ctx context.Context, cfg ConsentCacheConfig) (*
 	fctx, cancel := context.WithCancel(context.Background())
 	cc := &ConsentCache{c: c, tenant: tenant, maxStale: cfg.MaxStaleness, st: consent.NewState(purposes),
 		ready: make(chan struct{}), cancel: cancel, done: make(chan struct{})}
+	cc.stale.Store(true)
+	cc.clock.Store(time.Now().UnixNano())
 	go cc.follow(fctx)
+	go cc.tick(fctx)
 	select {
 	case <-cc.ready:
 		return cc, nil
@@ -102,11 +110,12 @@ func (cc *ConsentCache) Allowed(ctx context.Context, subjectID, purpose string) 
 // purpose, or from the server if the cache is staler than MaxStaleness or
 // does not know the subject.
 func (cc *ConsentCache) Check(ctx context.Context, subjectID, purpose string) (lethe.ConsentDecision, error) {
-	if time.Since(time.Unix(0, cc.heard.Load())) > cc.maxStale {
+	if cc.stale.Load() {
 		return cc.c.CheckConsent(ctx, subjectID, purpose, cc.Revision())
 	}
+	now := time.Unix(0, cc.clock.Load())
 	cc.mu.RLock()
-	d := cc.st.Decide(cc.tenant, subjectID, purpose, time.Now(), false)
+	d := cc.st.Decide(cc.tenant, subjectID, purpose, now, false)
 	cc.mu.RUnlock()
 	if d.Reason != lethe.DecisionUnknownSubject {
 		return d, nil
@@ -121,6 +130,26 @@ func (cc *ConsentCache) Check(ctx context.Context, subjectID, purpose string) (l
 		cc.mu.Unlock()
 	}
 	return sd, nil
+}
+
+// clockTick is how often the cache's clock and staleness are brought up to
+// date: consent expiry is judged to within this, and staleness within
+// MaxStaleness plus this.
+const clockTick = 5 * time.Millisecond
+
+// tick keeps clock and stale current until ctx ends.
+func (cc *ConsentCache) tick(ctx context.Context) {
+	t := time.NewTicker(clockTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			cc.clock.Store(now.UnixNano())
+			cc.stale.Store(now.Sub(time.Unix(0, cc.heard.Load())) > cc.maxStale)
+		}
+	}
 }
 
 // follow keeps the cache current until ctx ends, reconnecting with
@@ -221,6 +250,11 @@ func (cc *ConsentCache) dispatch(event string, data []byte) error {
 	default:
 		return nil
 	}
-	cc.heard.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	cc.heard.Store(now)
+	if cc.stale.Load() {
+		cc.clock.Store(now)
+		cc.stale.Store(false)
+	}
 	return nil
 }
