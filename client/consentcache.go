@@ -42,7 +42,7 @@ type ConsentCache struct {
 	mu sync.RWMutex
 	st *consent.State
 
-	heard  atomic.Int64 // unix nanoseconds when the stream last spoke
+	heard atomic.Int64 // unix nanoseconds when the stream last spoke
 	// A check reads neither the clock nor heard: a ticker keeps clock
 	// (for consent expiry) and stale (heard too long ago) current every
 	// tick, so that a check costs a map lookup and two atomic loads.
