@@ -13,10 +13,10 @@ import (
 // not safe for concurrent use.
 type State struct {
 	purposes []lethe.Purpose
-	index    map[string]int              // purpose key → position in purposes
-	subjects map[subjectKey]subjectState // by value: one pointer fewer to follow per check
-	tenants  map[string]uint64           // erased tenants → revision of the erasure
-	rev      uint64                      // the newest revision applied
+	index    map[string]int // purpose key → position in purposes
+	subjects *table
+	tenants  map[string]uint64 // erased tenants → revision of the erasure
+	rev      uint64            // the newest revision applied
 }
 
 // subjectState is one subject's standing. Items are few (one per purpose
@@ -70,7 +70,7 @@ func resolveVersion(p *lethe.Purpose, version, hash string) int16 {
 
 // NewState returns the empty state for the declared purposes.
 func NewState(purposes []lethe.Purpose) *State {
-	st := &State{purposes: purposes, index: map[string]int{}, subjects: map[subjectKey]subjectState{}, tenants: map[string]uint64{}}
+	st := &State{purposes: purposes, index: map[string]int{}, subjects: newTable(), tenants: map[string]uint64{}}
 	for i, p := range purposes {
 		st.index[p.Key] = i
 	}
@@ -83,12 +83,11 @@ type subjectKey struct{ tenant, id string }
 
 // subject returns a copy of the subject's state; update stores it back.
 func (st *State) subject(tenant, id string) (subjectState, bool) {
-	s, ok := st.subjects[subjectKey{tenant, id}]
-	return s, ok
+	return st.subjects.get(tenant, id)
 }
 
 func (st *State) update(tenant, id string, s subjectState) {
-	st.subjects[subjectKey{tenant, id}] = s
+	st.subjects.put(tenant, id, s)
 }
 
 func (s *subjectState) item(purpose int, create bool) *item {
