@@ -129,13 +129,7 @@ func TestRotateMasterCommandRefuses(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	serve(t, dir, nil).shutdown(t)
 	empty := t.TempDir()
-	tests := []struct {
-		name string
-		env  map[string]string
-		args []string
-		code int
-		want string
-	}{
+	tests := []refusal{
 		{"master key from the environment", map[string]string{"LETHE_MASTER_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, []string{"--data-dir", dir}, 1, "LETHE_MASTER_KEY"},
 		{"rewrap-only with the environment key", map[string]string{"LETHE_MASTER_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}, []string{"--data-dir", dir, "--rewrap-only"}, 1, "cannot be rotated"},
 		{"no keyring", nil, []string{"--data-dir", empty}, 1, "no master key"},
@@ -143,20 +137,7 @@ func TestRotateMasterCommandRefuses(t *testing.T) {
 		{"password in flag", nil, []string{"--data-dir", dir, "--key-store", "postgres://u:secret@127.0.0.1/keys"}, 2, "password"},
 		{"stray argument", nil, []string{"--data-dir", dir, "extra"}, 2, "unexpected argument"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := runCLI(tt.env, append([]string{"keys", "rotate-master"}, tt.args...)...)
-			if code != tt.code || !strings.Contains(stderr, tt.want) {
-				t.Errorf("got exit %d %q, want %d and %q", code, stderr, tt.code, tt.want)
-			}
-			if strings.Contains(stderr, "secret") {
-				t.Error("the password reached the error message")
-			}
-		})
-	}
-	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
-		t.Errorf("a refused rotation wrote into the directory: %d entries", len(entries))
-	}
+	checkRefusals(t, "rotate-master", tests, empty)
 	if n := len(keyringLines(t, filepath.Join(dir, "master.key"))); n != 1 {
 		t.Errorf("keyring: got %d keys, want 1: no refused rotation may add one", n)
 	}
@@ -169,5 +150,35 @@ func TestRotateMasterCommandRefuses(t *testing.T) {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("help: got %q, want it to contain %q", stderr, want)
 		}
+	}
+}
+
+// refusal is a key-admin command line that must be refused.
+type refusal struct {
+	name string
+	env  map[string]string
+	args []string
+	code int
+	want string
+}
+
+// checkRefusals runs `lethe keys VERB` with each refused command line: it
+// must exit with the code and message given, never echo the password of a
+// DSN, and leave the directory empty untouched.
+func checkRefusals(t *testing.T, verb string, tests []refusal, empty string) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(tt.env, append([]string{"keys", verb}, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Errorf("got exit %d %q, want %d and %q", code, stderr, tt.code, tt.want)
+			}
+			if strings.Contains(stderr, "secret") {
+				t.Error("the password reached the error message")
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("a refused rotation wrote into the directory: %d entries", len(entries))
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -110,13 +109,7 @@ func TestRotateTenantCommandRefuses(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	serve(t, dir, nil).shutdown(t)
 	empty := t.TempDir()
-	tests := []struct {
-		name string
-		env  map[string]string
-		args []string
-		code int
-		want string
-	}{
+	tests := []refusal{
 		{"no tenant", nil, []string{"--data-dir", dir}, 2, "needs --tenant"},
 		{"invalid tenant", nil, []string{"--data-dir", dir, "--tenant", "Acme Corp"}, 2, "--tenant: tenant must be"},
 		{"no keyring", nil, []string{"--data-dir", empty, "--tenant", "default"}, 1, "no master key"},
@@ -124,20 +117,7 @@ func TestRotateTenantCommandRefuses(t *testing.T) {
 		{"password in flag", nil, []string{"--data-dir", dir, "--tenant", "default", "--key-store", "postgres://u:secret@127.0.0.1/keys"}, 2, "password"},
 		{"stray argument", nil, []string{"--data-dir", dir, "--tenant", "default", "extra"}, 2, "unexpected argument"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, stderr := runCLI(tt.env, append([]string{"keys", "rotate-tenant"}, tt.args...)...)
-			if code != tt.code || !strings.Contains(stderr, tt.want) {
-				t.Errorf("got exit %d %q, want %d and %q", code, stderr, tt.code, tt.want)
-			}
-			if strings.Contains(stderr, "secret") {
-				t.Error("the password reached the error message")
-			}
-		})
-	}
-	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
-		t.Errorf("a refused rotation wrote into the directory: %d entries", len(entries))
-	}
+	checkRefusals(t, "rotate-tenant", tests, empty)
 
 	code, _, stderr := runCLI(nil, "keys", "rotate-tenant", "-h")
 	if code != 0 {
