@@ -44,13 +44,6 @@ func (l *Log) SubjectEvents(ctx context.Context, a lethe.Actor, q lethe.AuditQue
 	return l.Export(ctx, q)
 }
 
-// ExportDir is Export over the log in dir, for tools that run beside the
-// server: it proves events against the newest checkpoint in the directory,
-// which it checks with verifier.
-func ExportDir(dir, origin string, verifier note.Verifier, f Filter) (*Bundle, error) {
-	return ExportSource(context.Background(), store{dir}, origin, verifier, f)
-}
-
 // ExportSource returns the events of src matching f, with inclusion proofs
 // against its newest checkpoint, which it checks with verifier.
 func ExportSource(ctx context.Context, src Source, origin string, verifier note.Verifier, f Filter) (*Bundle, error) {

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/lethe-privacy/lethe"
 	"github.com/transparency-dev/formats/log"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sys/unix"
@@ -215,21 +214,6 @@ func (l *Log) checkpoint(ctx context.Context) error {
 func (l *Log) cpFailed(err error) error {
 	l.cpErr.Store(&err)
 	return err
-}
-
-// LatestCheckpoint returns the last signed checkpoint and its size. ENOTFOUND
-// if the log has none yet.
-func (l *Log) LatestCheckpoint() ([]byte, uint64, error) {
-	l.cpMu.Lock()
-	defer l.cpMu.Unlock()
-	cps, err := readCheckpoints(filepath.Join(l.dir, "checkpoints"))
-	if err != nil {
-		return nil, 0, err
-	}
-	if len(cps) == 0 {
-		return nil, 0, lethe.Errorf(lethe.ENOTFOUND, "the audit log has no checkpoint yet")
-	}
-	return cps[len(cps)-1], l.cpSize.Load(), nil
 }
 
 // readCheckpoints returns every checkpoint in a checkpoints file, unparsed.
