@@ -375,9 +375,27 @@ func TestVaultHonoursTheCheck(t *testing.T) {
 		if s := detok("billing"); s != "ok" {
 			t.Errorf("detokenize for billing: %s, want ok", s)
 		}
+		read := func(purpose string) error {
+			a := actor
+			a.Purpose = purpose
+			_, err := e.v.ReadSubject(t.Context(), a, "", id, lethe.ReadOptions{})
+			return err
+		}
+		if err := read("research"); lethe.ErrorCode(err) != lethe.EFORBIDDEN {
+			t.Errorf("read for research without consent: %v, want forbidden", err)
+		}
+		if err := read("billing"); err != nil {
+			t.Errorf("read for billing: %v", err)
+		}
 		e.record(t, lethe.ConsentRecord{SubjectID: id, Kind: lethe.ConsentRestrict, Reason: "unlawful_processing"})
 		if s := detok("billing"); s != "denied" {
 			t.Errorf("detokenize for billing while restricted: %s, want denied", s)
+		}
+		if err := read("billing"); lethe.ErrorCode(err) != lethe.EFORBIDDEN {
+			t.Errorf("read for billing while restricted: %v, want forbidden", err)
+		}
+		if err := read(""); err != nil {
+			t.Errorf("a read for no purpose (storage, not processing): %v", err)
 		}
 	})
 }

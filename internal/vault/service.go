@@ -532,6 +532,17 @@ func (s *Service) read(ctx context.Context, a lethe.Actor, action, tenant, id st
 	if err != nil {
 		return nil, err
 	}
+	// A read for a named purpose passes the same check as detokenising
+	// for it; a read that names none is not for processing.
+	if a.Purpose != "" && s.purposes != nil {
+		ok, err := s.purposes.Allowed(ctx, tenant, id, a.Purpose)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, lethe.Errorf(lethe.EFORBIDDEN, "subject %s may not be processed for purpose %s", id, a.Purpose)
+		}
+	}
 	view, fields, err := project(v, rec, o)
 	if err != nil {
 		return nil, err
