@@ -98,6 +98,7 @@ func (t *table) put(tenant, id string, st subjectState) {
 func (t *table) grow() {
 	old := t.slots
 	t.slots = make([]slot, 2*len(old))
+	adviseHuge(t.slots)
 	for i := range old {
 		o := &old[i]
 		if o.tenant == 0 {

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package consent
+
+func adviseHuge([]slot) {}
