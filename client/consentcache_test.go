@@ -109,6 +109,23 @@ func BenchmarkConsentCache(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
 	})
+	// The batch check over HTTPS: 100,000 random subjects filtered for a
+	// consent purpose, request encoded, sent, decided and the answer
+	// decoded.
+	b.Run("http-batch-100k", func(b *testing.B) {
+		r := rand.New(rand.NewPCG(7, 8))
+		batch := make([]string, 100_000)
+		for i := range batch {
+			batch[i] = ids[r.IntN(n)]
+		}
+		for b.Loop() {
+			d, err := c.CheckConsentBatch(ctx, "research", batch, 0)
+			if err != nil || len(d.Allowed)+len(d.Denied) != len(batch) {
+				b.Fatal("batch", err, len(d.Allowed), len(d.Denied))
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/batch")
+	})
 	// Random IDs are formatted into a buffer, as an ID arrives in a
 	// request (see consent.BenchID). billing and analytics need no
 	// consent; for subjects with no event of theirs the cache would ask

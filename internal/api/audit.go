@@ -18,7 +18,7 @@ func (s *Server) auditEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	subject := q.Get("subject")
-	if !subjectIDRE.MatchString(subject) {
+	if !validSubjectID(subject) {
 		return lethe.Errorf(lethe.EINVALID, "query parameter subject must be a subject ID: sub_ and 26 characters")
 	}
 	query := lethe.AuditQuery{Tenant: tenant, SubjectID: subject, Limit: 100}

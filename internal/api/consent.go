@@ -42,7 +42,7 @@ func (s *Server) recordConsent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	for i, rec := range req.Records {
-		if !subjectIDRE.MatchString(rec.SubjectID) {
+		if !validSubjectID(rec.SubjectID) {
 			return lethe.Errorf(lethe.EINVALID, "record %d: malformed subject ID: expected sub_ and 26 characters", i+1)
 		}
 	}
@@ -73,7 +73,7 @@ func (s *Server) checkConsent(w http.ResponseWriter, r *http.Request) error {
 	}
 	q := r.URL.Query()
 	subject, purpose := q.Get("subject"), q.Get("purpose")
-	if !subjectIDRE.MatchString(subject) {
+	if !validSubjectID(subject) {
 		return lethe.Errorf(lethe.EINVALID, "query parameter subject must be a subject ID: sub_ and 26 characters")
 	}
 	if !purposeRE.MatchString(purpose) {
@@ -113,7 +113,7 @@ func (s *Server) checkConsentBatch(w http.ResponseWriter, r *http.Request) error
 		return lethe.Errorf(lethe.EINVALID, "at most %d subjects per batch, not %d", lethe.ConsentBatchLimit, len(req.Subjects))
 	}
 	for i, id := range req.Subjects {
-		if !subjectIDRE.MatchString(id) {
+		if !validSubjectID(id) {
 			return lethe.Errorf(lethe.EINVALID, "subjects[%d] is not a subject ID", i)
 		}
 	}

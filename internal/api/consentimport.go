@@ -49,7 +49,7 @@ func (s *Server) importConsent(w http.ResponseWriter, r *http.Request) error {
 		if bad[i+1] {
 			continue
 		}
-		if !subjectIDRE.MatchString(rec.SubjectID) {
+		if !validSubjectID(rec.SubjectID) {
 			rejected = append(rejected, lethe.RejectedRow{Row: i + 1, Reason: "malformed subject ID: expected sub_ and 26 characters"})
 			continue
 		}

@@ -60,3 +60,21 @@ func FuzzDecodeConsentCSV(f *testing.F) {
 		}
 	})
 }
+
+func TestValidSubjectID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"sub_abcdefghijklmnopqrstuvwxyz":  true,
+		"sub_234567abcdefghijklmnopqrst":  true,
+		"sub_abcdefghijklmnopqrstuvwxy":   false, // 25
+		"sub_abcdefghijklmnopqrstuvwxyza": false, // 27
+		"sub_abcdefghijklmnopqrstuvwxy1":  false, // not base32
+		"sub_abcdefghijklmnopqrstuvwxy8":  false,
+		"sub_Abcdefghijklmnopqrstuvwxyz":  false,
+		"sux_abcdefghijklmnopqrstuvwxyz":  false,
+		"":                                false,
+	} {
+		if got := validSubjectID(id); got != want {
+			t.Errorf("%q: %v, want %v", id, got, want)
+		}
+	}
+}

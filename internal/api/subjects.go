@@ -18,9 +18,23 @@ const (
 )
 
 var (
-	subjectIDRE = regexp.MustCompile(`^sub_[a-z2-7]{26}$`)
-	purposeRE   = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
+	purposeRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 )
+
+// validSubjectID reports whether id has the form of a subject ID: "sub_"
+// and 26 characters of lower-case base32. A loop, not a regular
+// expression: a batch check validates 100,000 of them.
+func validSubjectID(id string) bool {
+	if len(id) != 30 || id[:4] != "sub_" {
+		return false
+	}
+	for i := 4; i < len(id); i++ {
+		if c := id[i]; (c < 'a' || c > 'z') && (c < '2' || c > '7') {
+			return false
+		}
+	}
+	return true
+}
 
 // actor builds the vault's view of the caller and the tenant it acts in.
 func actor(r *http.Request) (lethe.Actor, string, error) {
@@ -57,7 +71,7 @@ func subjectRequest(r *http.Request) (lethe.Actor, string, string, error) {
 		return a, "", "", err
 	}
 	id := r.PathValue("id")
-	if !subjectIDRE.MatchString(id) {
+	if !validSubjectID(id) {
 		return a, "", "", lethe.Errorf(lethe.EINVALID, "malformed subject ID: expected sub_ and 26 characters")
 	}
 	return a, tenant, id, nil

@@ -24,7 +24,7 @@ func (s *Server) tokenize(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if !subjectIDRE.MatchString(req.SubjectID) {
+	if !validSubjectID(req.SubjectID) {
 		return lethe.Errorf(lethe.EINVALID, "subject_id is not a subject ID: expected sub_ and 26 characters")
 	}
 	toks, err := s.vault.Tokenize(r.Context(), a, tenant, req.SubjectID, req.Tokens)
