@@ -2,6 +2,7 @@ package lethe
 
 import (
 	"context"
+	"regexp"
 	"time"
 )
 
@@ -18,6 +19,15 @@ const (
 	BasisPublicTask          LegalBasis = "public_task"          // (e) a task in the public interest
 	BasisLegitimateInterests LegalBasis = "legitimate_interests" // (f) the controller's legitimate interests
 )
+
+// purposeKeyRE is the form of a purpose's key.
+var purposeKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
+
+// ValidPurposeKey reports whether key has the form of a purpose's key: 1
+// to 64 of a-z, 0-9, '_', '.' and '-', starting with a letter. Errors may
+// name a purpose only if it has this form (anything else might be a
+// personal value).
+func ValidPurposeKey(key string) bool { return purposeKeyRE.MatchString(key) }
 
 // LegalBases lists the lawful bases in the order of Art. 6(1).
 var LegalBases = []LegalBasis{BasisConsent, BasisContract, BasisLegalObligation, BasisVitalInterests, BasisPublicTask, BasisLegitimateInterests}

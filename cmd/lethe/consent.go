@@ -11,6 +11,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/consent"
+	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/vault"
 )
 
@@ -41,7 +42,7 @@ func openConsent(ctx context.Context, cfg Config, st *stores, kms vault.KMS, aud
 	}
 	var purposes []lethe.Purpose
 	if path != "" {
-		if purposes, err = consent.LoadPurposes(path); err != nil {
+		if purposes, err = datamap.LoadPurposes(path); err != nil {
 			return nil, err
 		}
 		log.Info("purposes declared", "file", path, "purposes", len(purposes))

@@ -76,7 +76,7 @@ func (s *Server) checkConsent(w http.ResponseWriter, r *http.Request) error {
 	if !validSubjectID(subject) {
 		return lethe.Errorf(lethe.EINVALID, "query parameter subject must be a subject ID: sub_ and 26 characters")
 	}
-	if !purposeRE.MatchString(purpose) {
+	if !lethe.ValidPurposeKey(purpose) {
 		return lethe.Errorf(lethe.EINVALID, "query parameter purpose must be 1 to 64 of a-z, 0-9, '_', '.' and '-', starting with a letter")
 	}
 	min, err := minRevision(q.Get("min_revision"))
@@ -106,7 +106,7 @@ func (s *Server) checkConsentBatch(w http.ResponseWriter, r *http.Request) error
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if !purposeRE.MatchString(req.Purpose) {
+	if !lethe.ValidPurposeKey(req.Purpose) {
 		return lethe.Errorf(lethe.EINVALID, "purpose must be 1 to 64 of a-z, 0-9, '_', '.' and '-', starting with a letter")
 	}
 	if len(req.Subjects) > lethe.ConsentBatchLimit {

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -15,10 +14,6 @@ import (
 const (
 	headerTenant  = "Lethe-Tenant"
 	headerPurpose = "Lethe-Purpose"
-)
-
-var (
-	purposeRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 )
 
 // validSubjectID reports whether id has the form of a subject ID: "sub_"
@@ -41,7 +36,7 @@ func actor(r *http.Request) (lethe.Actor, string, error) {
 	k := principal(r.Context())
 	a := lethe.Actor{KeyID: k.ID, Role: k.Role, RequestID: requestID(r.Context())}
 	if p := r.Header.Get(headerPurpose); p != "" {
-		if !purposeRE.MatchString(p) {
+		if !lethe.ValidPurposeKey(p) {
 			return a, "", lethe.Errorf(lethe.EINVALID, "%s must be 1 to 64 of a-z, 0-9, '_', '.' and '-', starting with a letter", headerPurpose)
 		}
 		a.Purpose = p

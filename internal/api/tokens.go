@@ -57,7 +57,7 @@ func (s *Server) detokenize(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if req.Purpose != "" {
-		if !purposeRE.MatchString(req.Purpose) {
+		if !lethe.ValidPurposeKey(req.Purpose) {
 			return lethe.Errorf(lethe.EINVALID, "purpose must be 1 to 64 of a-z, 0-9, '_', '.' and '-', starting with a letter")
 		}
 		if a.Purpose != "" && a.Purpose != req.Purpose {

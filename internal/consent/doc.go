@@ -1,6 +1,6 @@
 // Package consent keeps the consent ledger and answers processing checks.
 //
-// Purposes are declared (LoadPurposes) with their lawful basis, data
+// Purposes are declared (datamap.LoadPurposes reads them) with their lawful basis, data
 // categories and the current policy text's version and hash. The ledger is
 // append-only: grants and withdrawals of consent per subject and purpose,
 // restrictions of processing (Art. 18) and objections (Art. 21), and

@@ -492,7 +492,7 @@ func (s *Service) event(tenant string, r lethe.ConsentRecord, now time.Time, a l
 		if !ok {
 			// Name it only if it looks like a purpose key: an error must
 			// never echo what might be a personal value.
-			if purposeKeyRE.MatchString(r.Purpose) {
+			if lethe.ValidPurposeKey(r.Purpose) {
 				return ev, lethe.Errorf(lethe.EINVALID, "purpose %s is not declared", r.Purpose)
 			}
 			return ev, lethe.Errorf(lethe.EINVALID, "purpose is not a declared purpose key")

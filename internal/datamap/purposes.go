@@ -1,7 +1,6 @@
-package consent
+package datamap
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -32,6 +31,18 @@ type purposeEntry struct {
 	Retention       string        `yaml:"retention"`
 	Policy          policyEntry   `yaml:"policy"`
 	Accepted        []policyEntry `yaml:"accepted_versions"`
+	Pos             `yaml:"-"`
+}
+
+func (e *purposeEntry) UnmarshalYAML(n *yaml.Node) error {
+	type plain purposeEntry
+	e.Pos = pos(n)
+	return strict(n, (*plain)(e), "a purpose")
+}
+
+func (e *policyEntry) UnmarshalYAML(n *yaml.Node) error {
+	type plain policyEntry
+	return strict(n, (*plain)(e), "a policy version")
 }
 
 type policyEntry struct {
@@ -41,7 +52,6 @@ type policyEntry struct {
 }
 
 var (
-	purposeKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_.-]{0,63}$`)
 	// Fides taxonomy keys: dotted lower-case words (user.contact.email).
 	fidesKeyRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$`)
 	hexHashRE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -67,32 +77,20 @@ func LoadPurposes(path string) ([]lethe.Purpose, error) {
 // ParsePurposes parses a purposes file's contents; readText reads a policy
 // text a purpose names by text_file. name is used in errors.
 func ParsePurposes(name string, data []byte, readText func(string) ([]byte, error)) ([]lethe.Purpose, error) {
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f purposesFile
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %w (keys: key, description, legal_basis, data_categories, data_use, direct_marketing, retention, policy, accepted_versions)", name, err)
-	}
-	nodes := purposeNodes(&root)
-	at := func(i int) string {
-		if i < len(nodes) {
-			return fmt.Sprintf("%s:%d:%d", name, nodes[i].Line, nodes[i].Column)
-		}
-		return name
+	if err := decodeStrict(name, data, &f); err != nil {
+		return nil, err
 	}
 	var out []lethe.Purpose
 	seen := map[string]bool{}
-	for i, e := range f.Purposes {
+	for _, e := range f.Purposes {
+		e.Pos.File = name
 		p, err := e.purpose(readText)
 		if err != nil {
-			return nil, fmt.Errorf("%s: purpose %d: %w", at(i), i+1, err)
+			return nil, fmt.Errorf("%s: %w", e.Pos, err)
 		}
 		if seen[p.Key] {
-			return nil, fmt.Errorf("%s: purpose %q is declared twice", at(i), p.Key)
+			return nil, fmt.Errorf("%s: purpose %q is declared twice", e.Pos, p.Key)
 		}
 		seen[p.Key] = true
 		out = append(out, p)
@@ -100,26 +98,11 @@ func ParsePurposes(name string, data []byte, readText func(string) ([]byte, erro
 	return out, nil
 }
 
-// purposeNodes returns the YAML nodes of the purposes list's items, for
-// the positions in errors.
-func purposeNodes(root *yaml.Node) []*yaml.Node {
-	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return nil
-	}
-	m := root.Content[0]
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == "purposes" && m.Content[i+1].Kind == yaml.SequenceNode {
-			return m.Content[i+1].Content
-		}
-	}
-	return nil
-}
-
 func (e purposeEntry) purpose(readText func(string) ([]byte, error)) (lethe.Purpose, error) {
 	p := lethe.Purpose{Key: e.Key, Description: strings.TrimSpace(e.Description), Basis: lethe.LegalBasis(e.LegalBasis),
 		Categories: e.DataCategories, Use: e.DataUse, DirectMarketing: e.DirectMarketing, Retention: e.Retention}
-	if !purposeKeyRE.MatchString(p.Key) {
-		return p, errors.New("key must be 1 to 64 of a-z, 0-9, '_', '.' and '-', starting with a letter")
+	if !lethe.ValidPurposeKey(p.Key) {
+		return p, errors.New("a purpose's key must be 1 to 64 of a-z, 0-9, '_', '.' and '-', starting with a letter")
 	}
 	if !slices.Contains(lethe.LegalBases, p.Basis) {
 		return p, fmt.Errorf("purpose %s: legal_basis %q is not one of %s", p.Key, e.LegalBasis, basesList())
