@@ -52,6 +52,8 @@ Usage:
   lethe audit export --subject ID [--out FILE]
   lethe audit verify-proof --key KEY FILE
   lethe audit key
+  lethe datamap validate|check|import-fides|schema [--manifest PATH]
+  lethe plan erase --subject ID [--manifest PATH]   dry run of an erasure across the data map
   lethe version
 
 Run 'lethe COMMAND -h' for a command's flags. Docs: docs/ in the repository.
@@ -73,6 +75,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.keys(ctx, args[1:])
 	case "audit":
 		err = m.audit(ctx, args[1:])
+	case "datamap":
+		err = m.datamap(ctx, args[1:])
+	case "plan":
+		err = m.plan(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintf(m.Stdout, "lethe %s (%s)\n", binaryVersion(), runtime.Version())
 	case "help", "-h", "--help":

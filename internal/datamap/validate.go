@@ -99,6 +99,19 @@ func (v *validator) run() {
 		}
 		custom[c.Key] = true
 	}
+	for _, p := range m.Purposes {
+		at := m.purposePos[p.Key]
+		for _, c := range p.Categories {
+			v.category(at, c, custom)
+		}
+		if p.Use != "" && !KnownUse(p.Use) {
+			hint := "a Fides data use such as essential.service or marketing.communications.email"
+			if s := SuggestUse(p.Use); s != "" {
+				hint = "did you mean " + s + "?"
+			}
+			v.add(at, hint, "purpose %s: unknown data use %q", p.Key, p.Use)
+		}
+	}
 	recipients := map[string]bool{}
 	for _, r := range m.Recipients {
 		if !nameRE.MatchString(r.Key) {
