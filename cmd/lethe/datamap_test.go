@@ -158,3 +158,22 @@ func TestPlanErase(t *testing.T) {
 		t.Error("the dry run changed the database")
 	}
 }
+
+// TestDatamapImportFides: a Fides dataset becomes systems to paste into
+// lethe.yaml, which validate once their kinds are set.
+func TestDatamapImportFides(t *testing.T) {
+	m, out, errOut := testMain(nil)
+	if code := m.Run(context.Background(), []string{"datamap", "import-fides", "../../internal/datamap/testdata/fides/shop.yml"}); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	text := out.String()
+	for _, want := range []string{"systems:", "subject:", "via:", "category: user.contact.email"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the import lacks %q:\n%s", want, text)
+		}
+	}
+	m, _, _ = testMain(nil)
+	if code := m.Run(context.Background(), []string{"datamap", "import-fides"}); code != 2 {
+		t.Errorf("no file: exit %d, want 2", code)
+	}
+}

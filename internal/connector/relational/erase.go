@@ -391,7 +391,40 @@ func (c *Conn) steps(p *erasePlan, s connector.Subject) error {
 			p.steps = append(p.steps, st)
 		}
 	}
-	order, err := c.deleteOrder(p)
+	// A reference among deleted rows whose column erasure sets to NULL is
+	// cut first, so it does not constrain the order (and a cycle of
+	// foreign keys can be broken this way).
+	cut := map[int]bool{}
+	for i, fk := range c.schema.FKs {
+		child := byName(p, fk.Child)
+		if child == nil || byName(p, fk.Parent) == nil || fk.Child == fk.Parent || len(fk.Columns) != 1 || !nulledColumn(child.rs.m.t, fk.Columns[0]) {
+			continue
+		}
+		if ci, ok := child.rs.m.info.Column(fk.Columns[0]); !ok || !ci.Nullable {
+			continue
+		}
+		var rows []int
+		for r, f := range child.fates {
+			if f == fateDelete && child.rs.rows[r][child.rs.col(fk.Columns[0])] != nil {
+				rows = append(rows, r)
+			}
+		}
+		cut[i] = true
+		if len(rows) == 0 {
+			continue
+		}
+		acts := []colAct{{col: fk.Columns[0], action: connector.ActionNull}}
+		st := planStep{tp: child, rows: rows, acts: acts}
+		st.Location, st.Action, st.Columns = fk.Child, datamap.EraseUpdate, []string{fk.Columns[0] + "=" + connector.ActionNull}
+		st.Statement = c.updateSQL(child.rs.m, acts)
+		st.Note = "reference to " + fk.Parent + " cut before the deletions"
+		for _, r := range rows {
+			st.Keys = append(st.Keys, child.rs.key(child.rs.rows[r]))
+		}
+		st.Count = int64(len(rows))
+		p.steps = append(p.steps, st)
+	}
+	order, err := c.deleteOrder(p, cut)
 	if err != nil {
 		return err
 	}
@@ -479,9 +512,19 @@ func (c *Conn) updateSQL(m *mapped, acts []colAct) string {
 	return "UPDATE " + c.q(m.t.Name) + " SET " + strings.Join(sets, ", ") + " WHERE " + strings.Join(conds, " AND ")
 }
 
+// byName returns the plan of the named table, if it loses rows.
+func byName(p *erasePlan, name string) *tablePlan {
+	for _, tp := range p.tables {
+		if tp.rs.m.t.Name == name && slices.Contains(tp.fates, fateDelete) {
+			return tp
+		}
+	}
+	return nil
+}
+
 // deleteOrder orders the tables that lose rows so that every table comes
 // before the tables it references (children before parents).
-func (c *Conn) deleteOrder(p *erasePlan) ([]*tablePlan, error) {
+func (c *Conn) deleteOrder(p *erasePlan, cut map[int]bool) ([]*tablePlan, error) {
 	var losing []*tablePlan
 	in := map[string]*tablePlan{}
 	for _, tp := range p.tables {
@@ -492,8 +535,8 @@ func (c *Conn) deleteOrder(p *erasePlan) ([]*tablePlan, error) {
 	}
 	// children[parent] = tables referencing it, among the losing ones.
 	children := map[string][]string{}
-	for _, fk := range c.schema.FKs {
-		if fk.Child != fk.Parent && in[fk.Child] != nil && in[fk.Parent] != nil && !slices.Contains(children[fk.Parent], fk.Child) {
+	for i, fk := range c.schema.FKs {
+		if !cut[i] && fk.Child != fk.Parent && in[fk.Child] != nil && in[fk.Parent] != nil && !slices.Contains(children[fk.Parent], fk.Child) {
 			children[fk.Parent] = append(children[fk.Parent], fk.Child)
 		}
 	}

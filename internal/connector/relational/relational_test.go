@@ -34,26 +34,26 @@ type engine struct {
 	open   func(ctx context.Context, sys *datamap.System) (*relational.Conn, error)
 	// fresh returns the connection reference and the raw driver DSN of a
 	// new empty database.
-	fresh func(t *testing.T) (ref, dsn string)
+	fresh func(t testing.TB) (ref, dsn string)
 }
 
 var engines = []engine{
-	{"sqlite", "sqlite", sqlite.Open, func(t *testing.T) (string, string) {
+	{"sqlite", "sqlite", sqlite.Open, func(t testing.TB) (string, string) {
 		p := filepath.Join(t.TempDir(), "shop.db")
 		return p, "file:" + p + "?_pragma=foreign_keys(1)"
 	}},
-	{"postgres", "pgx", postgres.Open, func(t *testing.T) (string, string) {
+	{"postgres", "pgx", postgres.Open, func(t testing.TB) (string, string) {
 		dsn := testsvc.Postgres(t)
 		return dsn, dsn
 	}},
-	{"mysql", "mysql", mysql.Open, func(t *testing.T) (string, string) {
+	{"mysql", "mysql", mysql.Open, func(t testing.TB) (string, string) {
 		dsn := testsvc.MySQL(t)
 		return dsn, dsn
 	}},
 }
 
 // shopSystem is the example manifest's shop system, on engine e at ref.
-func shopSystem(t *testing.T, e engine, ref string) *datamap.System {
+func shopSystem(t testing.TB, e engine, ref string) *datamap.System {
 	t.Helper()
 	m, err := datamap.Load(filepath.Join("..", "..", "..", "examples", "shop", "lethe.yaml"))
 	if err != nil {
@@ -71,7 +71,7 @@ func shopSystem(t *testing.T, e engine, ref string) *datamap.System {
 }
 
 // seeded opens engine e on a fresh shop database with n customers.
-func seeded(t *testing.T, e engine, n int) (*relational.Conn, *sql.DB, []shop.Customer) {
+func seeded(t testing.TB, e engine, n int) (*relational.Conn, *sql.DB, []shop.Customer) {
 	t.Helper()
 	ctx := context.Background()
 	ref, dsn := e.fresh(t)
@@ -326,5 +326,69 @@ func TestNoSecretInErrors(t *testing.T) {
 		if strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "lethe:") {
 			t.Errorf("%s: the error holds the secret: %v", c.name, err)
 		}
+	}
+}
+
+// TestForeignKeyCycle: tables whose foreign keys reference each other,
+// both losing rows, have no deletion order; the plan says which tables.
+func TestForeignKeyCycle(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "cycle.db")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, stmt := range []string{
+		"CREATE TABLE people (id INTEGER PRIMARY KEY, lethe_id TEXT, best_friend INTEGER REFERENCES pets(id))",
+		"CREATE TABLE pets (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL REFERENCES people(id), name TEXT)",
+		"INSERT INTO people (id, lethe_id) VALUES (1, 'sub_aaaaaaaaaaaaaaaaaaaaaaaaaa')",
+		"INSERT INTO pets (id, owner_id, name) VALUES (1, 1, 'Rex')",
+		"UPDATE people SET best_friend = 1",
+	} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sys := &datamap.System{Name: "zoo", Kind: "sqlite", Connection: datamap.SecretRef{Path: path}, Tables: []datamap.Table{
+		{Name: "people", Subject: &datamap.Link{Column: "lethe_id"}, Erase: connector.ActionDelete},
+		{Name: "pets", Via: &datamap.Via{Column: "owner_id", Parent: "people", References: "id"}, Erase: connector.ActionDelete},
+	}}
+	conn, err := sqlite.Open(ctx, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = conn.PlanErase(ctx, connector.Subject{ID: "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa"})
+	if err == nil || !strings.Contains(err.Error(), "foreign keys form a cycle among people, pets") {
+		t.Fatalf("got %v, want the cycle named", err)
+	}
+	// With the back reference nulled by erasure, the order exists.
+	sys.Tables[0].Columns = []datamap.Column{{Name: "best_friend", Erase: connector.ActionNull}}
+	conn2, err := sqlite.Open(ctx, sys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	s := connector.Subject{ID: "sub_aaaaaaaaaaaaaaaaaaaaaaaaaa"}
+	p, err := conn2.PlanErase(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range p.Steps {
+		got = append(got, st.Location+":"+st.Action+":"+strings.Join(st.Keys, ","))
+	}
+	if want := "people:update:1 pets:delete:1 people:delete:1"; strings.Join(got, " ") != want {
+		t.Errorf("got %v, want %s", got, want)
+	}
+	r, err := conn2.Erase(ctx, s)
+	if err != nil || r.Total() != 3 {
+		t.Fatalf("erase: %+v, %v", r, err)
+	}
+	var left int
+	db.QueryRow("SELECT (SELECT count(*) FROM people) + (SELECT count(*) FROM pets)").Scan(&left)
+	if left != 0 {
+		t.Errorf("%d rows left", left)
 	}
 }
