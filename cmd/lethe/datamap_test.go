@@ -146,7 +146,7 @@ func TestPlanErase(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s%s", code, out, errOut)
 	}
-	for _, want := range []string{"nothing was changed", "retain invoices", "legal_obligation", "delete activity_log", "update customers", "delete avatars/{shop_customer_id}/*", "notify https://mailer.example/lethe", "task"} {
+	for _, want := range []string{"nothing was changed", "retain invoices", "legal_obligation", "delete activity_log", "update customers", "delete avatars/{shop_customer_id}/*", "notify https://mailer.example/lethe", "task", "rows: " + strconv.FormatInt(c.ID, 10)} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the plan lacks %q:\n%s", want, out)
 		}

@@ -130,6 +130,9 @@ func printPlans(w io.Writer, subject string, plans []systemPlan) {
 			if st.Statement != "" {
 				fmt.Fprintf(w, "     %s\n", st.Statement)
 			}
+			if len(st.Keys) > 0 {
+				fmt.Fprintf(w, "     rows: %s\n", keyList(st.Keys, 20))
+			}
 			if st.Note != "" {
 				fmt.Fprintf(w, "     note: %s\n", st.Note)
 			}
@@ -138,4 +141,12 @@ func printPlans(w io.Writer, subject string, plans []systemPlan) {
 			fmt.Fprintln(w, "  (completes later: the system acknowledges or a person closes the task)")
 		}
 	}
+}
+
+// keyList shows up to max row keys, and how many more there are.
+func keyList(keys []string, max int) string {
+	if len(keys) <= max {
+		return strings.Join(keys, ", ")
+	}
+	return fmt.Sprintf("%s and %d more (--json lists all)", strings.Join(keys[:max], ", "), len(keys)-max)
 }
