@@ -303,6 +303,9 @@ func checkKeys(n *yaml.Node, v any, what string) error {
 func closest(s string, candidates []string, max int) string {
 	best, bestD := "", max+1
 	for _, c := range candidates {
+		if n := len(c) - len(s); n > max || n < -max {
+			continue // the distance is at least the difference in length
+		}
 		if d := levenshtein(s, c); d < bestD {
 			best, bestD = c, d
 		}
