@@ -28,7 +28,7 @@ func TestDatamapValidate(t *testing.T) {
 		return strings.Replace(strings.Replace(doc, "kind: postgres", "kind: postgress", 1), "data_categories: [user.contact.email, user.name]", "data_categories: [user.contact.emial, user.name]", 1)
 	}), "lethe.yaml")
 	m, out, errOut = testMain(map[string]string{"LETHE_DATAMAP": bad})
-	if code := m.Run(context.Background(), []string{"datamap", "validate"}); code != 1 {
+	if code := m.Run(context.Background(), []string{"datamap", "validate"}); code != 1 || out.String() != "" {
 		t.Fatalf("a broken map: exit %d, want 1; %s", code, errOut)
 	}
 	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")

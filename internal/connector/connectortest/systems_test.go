@@ -193,10 +193,10 @@ func TestRedisContract(t *testing.T) {
 	})
 }
 
-func TestFilesContract(t *testing.T) {
-	ctx := context.Background()
-	m := example(t)
-	cs := customers(t, 20)
+// filesSystem seeds the uploads of cs into a temporary root and opens the
+// example's uploads system on it.
+func filesSystem(t testing.TB, m *datamap.Manifest, cs []shop.Customer) (*files.Conn, string) {
+	t.Helper()
 	root := t.TempDir()
 	if err := shop.SeedFiles(root, cs); err != nil {
 		t.Fatal(err)
@@ -204,11 +204,18 @@ func TestFilesContract(t *testing.T) {
 	sys, _ := m.System("uploads")
 	cp := *sys
 	cp.Connection = datamap.SecretRef{Path: root}
-	conn, err := files.Open(ctx, &cp)
+	conn, err := files.Open(context.Background(), &cp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
+	return conn, root
+}
+
+func TestFilesContract(t *testing.T) {
+	m := example(t)
+	cs := customers(t, 20)
+	conn, root := filesSystem(t, m, cs)
 	byID := map[string]shop.Customer{}
 	var me shop.Customer
 	var others []connector.Subject
@@ -414,18 +421,7 @@ func BenchmarkEraseSixSystems(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rconn.Close()
-	root := b.TempDir()
-	if err := shop.SeedFiles(root, cs); err != nil {
-		b.Fatal(err)
-	}
-	fsys, _ := m.System("uploads")
-	fcp := *fsys
-	fcp.Connection = datamap.SecretRef{Path: root}
-	fconn, err := files.Open(ctx, &fcp)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer fconn.Close()
+	fconn, _ := filesSystem(b, m, cs)
 	wconn, _ := webhookSystem(b, m, cs)
 	conns = append(conns, rconn, fconn, wconn)
 
