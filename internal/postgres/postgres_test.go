@@ -53,6 +53,12 @@ func TestConsentReopen(t *testing.T) {
 	})
 }
 
+func TestRequestStore(t *testing.T) {
+	storetest.TestRequestStore(t, func(t *testing.T) lethe.RequestStore {
+		return NewRequestStore(openTest(t, OpenData, testsvc.Postgres(t)))
+	})
+}
+
 func TestKeyStore(t *testing.T) {
 	storetest.TestKeyStore(t, func(t *testing.T) lethe.KeyStore {
 		return NewKeyStore(openTest(t, OpenKeys, testsvc.Postgres(t)))

@@ -62,6 +62,12 @@ func TestConsentReopen(t *testing.T) {
 	})
 }
 
+func TestRequestStore(t *testing.T) {
+	storetest.TestRequestStore(t, func(t *testing.T) lethe.RequestStore {
+		return NewRequestStore(openTest(t, OpenData, filepath.Join(t.TempDir(), "data.db")))
+	})
+}
+
 func TestKeyStore(t *testing.T) {
 	storetest.TestKeyStore(t, func(t *testing.T) lethe.KeyStore {
 		return NewKeyStore(openTest(t, OpenKeys, filepath.Join(t.TempDir(), "keys.db")))

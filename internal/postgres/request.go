@@ -1,0 +1,222 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+var _ lethe.RequestStore = (*RequestStore)(nil)
+
+// RequestStore implements lethe.RequestStore in the data store, shared by
+// every instance. It is safe for concurrent use. A duplicate is caught by
+// the partial unique indexes: an insert that violates one reads the open
+// request it duplicates instead.
+type RequestStore struct {
+	db *DB
+}
+
+// NewRequestStore returns a RequestStore on db, which must be a data store
+// (it panics on a key store). Closing db is the caller's job.
+func NewRequestStore(db *DB) *RequestStore {
+	db.mustHold(dataStore, "NewRequestStore")
+	return &RequestStore{db: db}
+}
+
+const requestColumns = `id, tenant, type, state, subject_id, channel, created_by, contact_index, contact, details,
+	received_at, due_at, extended_reason, verified_at, approved_by, closed_at, reason, updated_at, version`
+
+// CreateRequest implements lethe.RequestStore.
+func (s *RequestStore) CreateRequest(ctx context.Context, r *lethe.Request) (*lethe.Request, bool, error) {
+	if err := lethe.CheckNewRequest(r); err != nil {
+		return nil, false, err
+	}
+	for range 3 {
+		_, err := s.db.pool.Exec(ctx, `INSERT INTO requests (`+requestColumns+`, open)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, true)`,
+			r.ID, r.Tenant, string(r.Type), string(r.State), r.SubjectID, r.Channel, r.CreatedBy, r.ContactIndex, r.Contact, r.Details,
+			r.ReceivedAt, r.DueAt, r.ExtendedReason, r.VerifiedAt, r.ApprovedBy, r.ClosedAt, r.Reason, r.UpdatedAt)
+		code, constraint := pgError(err)
+		switch {
+		case err == nil:
+			r.Version = 1
+			return r, false, nil
+		case code == uniqueViolation && constraint == "requests_pkey":
+			return nil, false, lethe.Errorf(lethe.ECONFLICT, "request %s exists", r.ID)
+		case code != uniqueViolation:
+			return nil, false, fmt.Errorf("create request %s: %w", r.ID, err)
+		}
+		// A duplicate: read the open request, which may close before the
+		// read; then try again.
+		var row pgx.Row
+		if r.SubjectID != "" {
+			row = s.db.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE tenant = $1 AND type = $2 AND subject_id = $3 AND open`, r.Tenant, string(r.Type), r.SubjectID)
+		} else {
+			row = s.db.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE tenant = $1 AND type = $2 AND contact_index = $3 AND subject_id = '' AND open`, r.Tenant, string(r.Type), r.ContactIndex)
+		}
+		existing, err := scanRequest(row)
+		if err == nil {
+			return existing, true, nil
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return nil, false, fmt.Errorf("find duplicate request: %w", err)
+		}
+	}
+	return nil, false, lethe.Errorf(lethe.ECONFLICT, "request %s: a duplicate kept changing; try again", r.ID)
+}
+
+func scanRequest(row pgx.Row) (*lethe.Request, error) {
+	var r lethe.Request
+	var typ, state string
+	err := row.Scan(&r.ID, &r.Tenant, &typ, &state, &r.SubjectID, &r.Channel, &r.CreatedBy, &r.ContactIndex, &r.Contact, &r.Details,
+		&r.ReceivedAt, &r.DueAt, &r.ExtendedReason, &r.VerifiedAt, &r.ApprovedBy, &r.ClosedAt, &r.Reason, &r.UpdatedAt, &r.Version)
+	if err != nil {
+		return nil, err
+	}
+	r.Type, r.State = lethe.RequestType(typ), lethe.RequestState(state)
+	r.ReceivedAt, r.DueAt, r.UpdatedAt = r.ReceivedAt.UTC(), r.DueAt.UTC(), r.UpdatedAt.UTC()
+	r.VerifiedAt, r.ClosedAt = utc(r.VerifiedAt), utc(r.ClosedAt)
+	return &r, nil
+}
+
+// Request implements lethe.RequestStore.
+func (s *RequestStore) Request(ctx context.Context, tenant, id string) (*lethe.Request, error) {
+	r, err := scanRequest(s.db.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE tenant = $1 AND id = $2`, tenant, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("get request %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// UpdateRequest implements lethe.RequestStore.
+func (s *RequestStore) UpdateRequest(ctx context.Context, r *lethe.Request) error {
+	tx, err := s.db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("update request %s: %w", r.ID, err)
+	}
+	defer tx.Rollback(ctx)
+	var state string
+	var version int
+	err = tx.QueryRow(ctx, `SELECT state, version FROM requests WHERE tenant = $1 AND id = $2 FOR UPDATE`, r.Tenant, r.ID).Scan(&state, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return lethe.Errorf(lethe.ENOTFOUND, "request %s not found", r.ID)
+	} else if err != nil {
+		return fmt.Errorf("update request %s: %w", r.ID, err)
+	}
+	if err := lethe.CheckRequestUpdate(lethe.RequestState(state), version, r); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE requests SET state = $1, due_at = $2, extended_reason = $3, verified_at = $4, approved_by = $5,
+		closed_at = $6, reason = $7, updated_at = $8, version = version + 1, open = $9, subject_id = $10 WHERE id = $11`,
+		string(r.State), r.DueAt, r.ExtendedReason, r.VerifiedAt, r.ApprovedBy, r.ClosedAt, r.Reason, r.UpdatedAt, r.State.Open(), r.SubjectID, r.ID); err != nil {
+		return fmt.Errorf("update request %s: %w", r.ID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("update request %s: %w", r.ID, err)
+	}
+	r.Version++
+	return nil
+}
+
+// ListRequests implements lethe.RequestStore.
+func (s *RequestStore) ListRequests(ctx context.Context, f lethe.RequestFilter) ([]lethe.Request, error) {
+	limit, err := lethe.CheckRequestFilter(f)
+	if err != nil {
+		return nil, err
+	}
+	q := `SELECT ` + requestColumns + ` FROM requests WHERE tenant = $1`
+	args := []any{f.Tenant}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, st := range f.States {
+			states[i] = string(st)
+		}
+		q += ` AND state = ANY(` + arg(states) + `)`
+	}
+	if !f.DueBefore.IsZero() {
+		q += ` AND due_at < ` + arg(f.DueBefore)
+	}
+	if f.SubjectID != "" {
+		q += ` AND subject_id = ` + arg(f.SubjectID)
+	}
+	if f.AfterID != "" {
+		q += ` AND (due_at, id) > (` + arg(f.AfterDue) + `, ` + arg(f.AfterID) + `)`
+	}
+	q += ` ORDER BY due_at, id LIMIT ` + arg(limit)
+	rows, err := s.db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	defer rows.Close()
+	out := []lethe.Request{}
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list requests: %w", err)
+		}
+		out = append(out, *r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	return out, nil
+}
+
+// PutTasks implements lethe.RequestStore. EINVALID for a task of a request
+// that does not exist.
+func (s *RequestStore) PutTasks(ctx context.Context, tasks []lethe.RequestTask) error {
+	tx, err := s.db.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("put tasks: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	for _, t := range tasks {
+		_, err := tx.Exec(ctx, `INSERT INTO request_tasks (request_id, system, step, state, attempts, report, error, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (request_id, system) DO UPDATE SET step = excluded.step, state = excluded.state, attempts = excluded.attempts,
+				report = excluded.report, error = excluded.error, updated_at = excluded.updated_at`,
+			t.RequestID, t.System, t.Step, string(t.State), t.Attempts, t.Report, t.Error, t.UpdatedAt)
+		if code, _ := pgError(err); code == foreignKeyViolation {
+			return lethe.Errorf(lethe.EINVALID, "task %s of request %s: no such request", t.System, t.RequestID)
+		} else if err != nil {
+			return fmt.Errorf("put task %s of request %s: %w", t.System, t.RequestID, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("put tasks: %w", err)
+	}
+	return nil
+}
+
+// Tasks implements lethe.RequestStore.
+func (s *RequestStore) Tasks(ctx context.Context, requestID string) ([]lethe.RequestTask, error) {
+	rows, err := s.db.pool.Query(ctx, `SELECT request_id, system, step, state, attempts, report, error, updated_at
+		FROM request_tasks WHERE request_id = $1 ORDER BY step, system`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("tasks of request %s: %w", requestID, err)
+	}
+	defer rows.Close()
+	out := []lethe.RequestTask{}
+	for rows.Next() {
+		var t lethe.RequestTask
+		var state string
+		if err := rows.Scan(&t.RequestID, &t.System, &t.Step, &state, &t.Attempts, &t.Report, &t.Error, &t.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("tasks of request %s: %w", requestID, err)
+		}
+		t.State, t.UpdatedAt = lethe.TaskState(state), t.UpdatedAt.UTC()
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("tasks of request %s: %w", requestID, err)
+	}
+	return out, nil
+}
