@@ -199,6 +199,25 @@ type RequestStore interface {
 	PutTasks(ctx context.Context, tasks []RequestTask) error
 	// Tasks returns a request's tasks by step and system.
 	Tasks(ctx context.Context, requestID string) ([]RequestTask, error)
+	// PutCode stores a new verification code for a request, replacing any
+	// earlier one and counting it in Issued; attempts start at 0.
+	PutCode(ctx context.Context, c *RequestCode) error
+	// AttemptCode counts one attempt at a request's code and returns the
+	// code as it stands after counting, so that every guess is counted
+	// before it is compared; ENOTFOUND if the request has no code.
+	AttemptCode(ctx context.Context, requestID string) (*RequestCode, error)
+	// DeleteCode removes a request's code once it is used.
+	DeleteCode(ctx context.Context, requestID string) error
+}
+
+// RequestCode is the one-time code that verifies a request: only its keyed
+// hash is stored.
+type RequestCode struct {
+	RequestID string
+	Hash      []byte
+	ExpiresAt time.Time
+	Attempts  int // guesses counted so far
+	Issued    int // codes issued for the request so far, this one included
 }
 
 // CheckNewRequest returns EINVALID unless r can be stored as a new

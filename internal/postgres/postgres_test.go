@@ -57,6 +57,9 @@ func TestRequestStore(t *testing.T) {
 	storetest.TestRequestStore(t, func(t *testing.T) lethe.RequestStore {
 		return NewRequestStore(openTest(t, OpenData, testsvc.Postgres(t)))
 	})
+	storetest.TestRequestCodes(t, func(t *testing.T) lethe.RequestStore {
+		return NewRequestStore(openTest(t, OpenData, testsvc.Postgres(t)))
+	})
 }
 
 func TestKeyStore(t *testing.T) {

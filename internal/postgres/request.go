@@ -220,3 +220,39 @@ func (s *RequestStore) Tasks(ctx context.Context, requestID string) ([]lethe.Req
 	}
 	return out, nil
 }
+
+// PutCode implements lethe.RequestStore.
+func (s *RequestStore) PutCode(ctx context.Context, c *lethe.RequestCode) error {
+	err := s.db.pool.QueryRow(ctx, `INSERT INTO request_codes (request_id, hash, expires_at, attempts, issued) VALUES ($1, $2, $3, 0, 1)
+		ON CONFLICT (request_id) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, attempts = 0, issued = request_codes.issued + 1
+		RETURNING issued`, c.RequestID, c.Hash, c.ExpiresAt).Scan(&c.Issued)
+	if code, _ := pgError(err); code == foreignKeyViolation {
+		return lethe.Errorf(lethe.ENOTFOUND, "request %s not found", c.RequestID)
+	} else if err != nil {
+		return fmt.Errorf("put code of request %s: %w", c.RequestID, err)
+	}
+	c.Attempts = 0
+	return nil
+}
+
+// AttemptCode implements lethe.RequestStore.
+func (s *RequestStore) AttemptCode(ctx context.Context, requestID string) (*lethe.RequestCode, error) {
+	c := lethe.RequestCode{RequestID: requestID}
+	err := s.db.pool.QueryRow(ctx, `UPDATE request_codes SET attempts = attempts + 1 WHERE request_id = $1
+		RETURNING hash, expires_at, attempts, issued`, requestID).Scan(&c.Hash, &c.ExpiresAt, &c.Attempts, &c.Issued)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s has no code", requestID)
+	} else if err != nil {
+		return nil, fmt.Errorf("attempt code of request %s: %w", requestID, err)
+	}
+	c.ExpiresAt = c.ExpiresAt.UTC()
+	return &c, nil
+}
+
+// DeleteCode implements lethe.RequestStore.
+func (s *RequestStore) DeleteCode(ctx context.Context, requestID string) error {
+	if _, err := s.db.pool.Exec(ctx, `DELETE FROM request_codes WHERE request_id = $1`, requestID); err != nil {
+		return fmt.Errorf("delete code of request %s: %w", requestID, err)
+	}
+	return nil
+}

@@ -247,3 +247,41 @@ func (s *RequestStore) Tasks(ctx context.Context, requestID string) ([]lethe.Req
 }
 
 func fromMicro(n int64) time.Time { return time.UnixMicro(n).UTC() }
+
+// PutCode implements lethe.RequestStore.
+func (s *RequestStore) PutCode(ctx context.Context, c *lethe.RequestCode) error {
+	row := s.db.write.QueryRowContext(ctx, `INSERT INTO request_codes (request_id, hash, expires_at, attempts, issued) VALUES (?, ?, ?, 0, 1)
+		ON CONFLICT (request_id) DO UPDATE SET hash = excluded.hash, expires_at = excluded.expires_at, attempts = 0, issued = issued + 1
+		RETURNING issued`, c.RequestID, c.Hash, c.ExpiresAt.UnixMicro())
+	var e *sqlite.Error
+	if err := row.Scan(&c.Issued); errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+		return lethe.Errorf(lethe.ENOTFOUND, "request %s not found", c.RequestID)
+	} else if err != nil {
+		return fmt.Errorf("put code of request %s: %w", c.RequestID, err)
+	}
+	c.Attempts = 0
+	return nil
+}
+
+// AttemptCode implements lethe.RequestStore.
+func (s *RequestStore) AttemptCode(ctx context.Context, requestID string) (*lethe.RequestCode, error) {
+	c := lethe.RequestCode{RequestID: requestID}
+	var expires int64
+	err := s.db.write.QueryRowContext(ctx, `UPDATE request_codes SET attempts = attempts + 1 WHERE request_id = ?
+		RETURNING hash, expires_at, attempts, issued`, requestID).Scan(&c.Hash, &expires, &c.Attempts, &c.Issued)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s has no code", requestID)
+	} else if err != nil {
+		return nil, fmt.Errorf("attempt code of request %s: %w", requestID, err)
+	}
+	c.ExpiresAt = fromMicro(expires)
+	return &c, nil
+}
+
+// DeleteCode implements lethe.RequestStore.
+func (s *RequestStore) DeleteCode(ctx context.Context, requestID string) error {
+	if _, err := s.db.write.ExecContext(ctx, `DELETE FROM request_codes WHERE request_id = ?`, requestID); err != nil {
+		return fmt.Errorf("delete code of request %s: %w", requestID, err)
+	}
+	return nil
+}

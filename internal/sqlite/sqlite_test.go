@@ -66,6 +66,9 @@ func TestRequestStore(t *testing.T) {
 	storetest.TestRequestStore(t, func(t *testing.T) lethe.RequestStore {
 		return NewRequestStore(openTest(t, OpenData, filepath.Join(t.TempDir(), "data.db")))
 	})
+	storetest.TestRequestCodes(t, func(t *testing.T) lethe.RequestStore {
+		return NewRequestStore(openTest(t, OpenData, filepath.Join(t.TempDir(), "data.db")))
+	})
 }
 
 func TestKeyStore(t *testing.T) {

@@ -213,3 +213,47 @@ func TestRequestStore(t *testing.T, newStore func(t *testing.T) lethe.RequestSto
 
 // isCode reports whether err carries the lethe error code code.
 func isCode(err error, code string) bool { return lethe.ErrorCode(err) == code }
+
+// TestRequestCodes runs the verification-code part of the
+// lethe.RequestStore contract.
+func TestRequestCodes(t *testing.T, newStore func(t *testing.T) lethe.RequestStore) {
+	at := time.Date(2026, 3, 10, 9, 30, 0, 0, time.UTC)
+	s := newStore(t)
+	ctx := t.Context()
+	r := newRequest("acme", lethe.RequestAccess, "sub_a", at)
+	s.CreateRequest(ctx, r)
+	if _, err := s.AttemptCode(ctx, r.ID); !isCode(err, lethe.ENOTFOUND) {
+		t.Errorf("no code: got %v, want %s", err, lethe.ENOTFOUND)
+	}
+	c := &lethe.RequestCode{RequestID: r.ID, Hash: []byte("h1"), ExpiresAt: at.Add(15 * time.Minute)}
+	if err := s.PutCode(ctx, c); err != nil || c.Issued != 1 {
+		t.Fatalf("put: %v, issued %d", err, c.Issued)
+	}
+	// Every attempt is counted, also concurrent ones.
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() { s.AttemptCode(ctx, r.ID) })
+	}
+	wg.Wait()
+	got, err := s.AttemptCode(ctx, r.ID)
+	if err != nil || got.Attempts != 11 || string(got.Hash) != "h1" || !got.ExpiresAt.Equal(at.Add(15*time.Minute)) {
+		t.Errorf("after 11 attempts: got %+v, %v", got, err)
+	}
+	// A new code resets the attempts and counts the codes issued.
+	c2 := &lethe.RequestCode{RequestID: r.ID, Hash: []byte("h2"), ExpiresAt: at.Add(time.Hour)}
+	if err := s.PutCode(ctx, c2); err != nil || c2.Issued != 2 {
+		t.Fatalf("second code: %v, issued %d", err, c2.Issued)
+	}
+	if got, _ := s.AttemptCode(ctx, r.ID); got.Attempts != 1 || string(got.Hash) != "h2" {
+		t.Errorf("second code: got %+v", got)
+	}
+	if err := s.DeleteCode(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AttemptCode(ctx, r.ID); !isCode(err, lethe.ENOTFOUND) {
+		t.Errorf("deleted code: got %v", err)
+	}
+	if err := s.PutCode(ctx, &lethe.RequestCode{RequestID: lethe.NewRequestID(), Hash: []byte("x"), ExpiresAt: at}); !isCode(err, lethe.ENOTFOUND) {
+		t.Errorf("code of no request: got %v, want %s", err, lethe.ENOTFOUND)
+	}
+}

@@ -45,3 +45,13 @@ CREATE TABLE request_tasks (
 	updated_at timestamptz NOT NULL,
 	PRIMARY KEY (request_id, system)
 );
+
+-- The one-time code that verifies a request: its keyed hash, expiry, the
+-- guesses counted and how many codes the request had.
+CREATE TABLE request_codes (
+	request_id text COLLATE "C" PRIMARY KEY REFERENCES requests (id),
+	hash       bytea NOT NULL,
+	expires_at timestamptz NOT NULL,
+	attempts   integer NOT NULL,
+	issued     integer NOT NULL
+);

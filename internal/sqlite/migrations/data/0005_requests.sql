@@ -45,3 +45,13 @@ CREATE TABLE request_tasks (
 	updated_at INTEGER NOT NULL,
 	PRIMARY KEY (request_id, system)
 ) STRICT;
+
+-- The one-time code that verifies a request: its keyed hash, expiry, the
+-- guesses counted and how many codes the request had.
+CREATE TABLE request_codes (
+	request_id TEXT PRIMARY KEY REFERENCES requests (id),
+	hash       BLOB NOT NULL,
+	expires_at INTEGER NOT NULL,
+	attempts   INTEGER NOT NULL,
+	issued     INTEGER NOT NULL
+) STRICT;
