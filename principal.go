@@ -43,7 +43,7 @@ type Permission string
 
 // The permissions.
 const (
-	PermPublic     Permission = ""            // no credentials needed: health probes only
+	PermPublic     Permission = ""            // no credentials needed: health probes, and the self-service request routes (a one-time code sent to the person proves who they are)
 	PermSelf       Permission = "self.read"   // read one's own principal and the API description
 	PermKeysManage Permission = "keys.manage" // create, list and revoke API keys
 	PermMetrics    Permission = "metrics.read"
@@ -60,6 +60,9 @@ const (
 	PermConsentWrite       Permission = "consent.write"        // record consent, withdrawal, restriction and objection
 	PermConsentCheck       Permission = "consent.check"        // ask whether a subject may be processed for a purpose
 	PermConsentRead        Permission = "consent.read"         // read a subject's consent history (the proof)
+	PermRequestsCreate     Permission = "requests.create"      // record a data-subject request on a person's behalf
+	PermRequestsRead       Permission = "requests.read"        // list and read data-subject requests and their progress
+	PermRequestsManage     Permission = "requests.manage"      // approve, extend, reject and cancel requests
 )
 
 // Permissions lists every permission that needs credentials, in a stable
@@ -69,16 +72,17 @@ var Permissions = []Permission{
 	PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase,
 	PermTokensCreate, PermTokensDetokenize, PermTenantsErase, PermAuditRead,
 	PermConsentWrite, PermConsentCheck, PermConsentRead,
+	PermRequestsCreate, PermRequestsRead, PermRequestsManage,
 }
 
 // rolePermissions is the permission matrix: least privilege, so a role has
 // only what its job needs.
 var rolePermissions = map[Role][]Permission{
 	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics, PermTenantsErase},
-	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase, PermAuditRead, PermConsentWrite, PermConsentCheck, PermConsentRead},
-	RoleSupport: {PermSelf, PermSubjectsReadMasked},
+	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase, PermAuditRead, PermConsentWrite, PermConsentCheck, PermConsentRead, PermRequestsCreate, PermRequestsRead, PermRequestsManage},
+	RoleSupport: {PermSelf, PermSubjectsReadMasked, PermRequestsCreate, PermRequestsRead},
 	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase, PermTokensCreate, PermTokensDetokenize, PermConsentWrite, PermConsentCheck, PermConsentRead},
-	RoleAuditor: {PermSelf, PermMetrics, PermAuditRead},
+	RoleAuditor: {PermSelf, PermMetrics, PermAuditRead, PermRequestsRead},
 }
 
 // Can reports whether role r holds permission p. Every role holds

@@ -160,6 +160,26 @@ type RequestTask struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// RequestAsk is a request as staff or the person make it.
+type RequestAsk struct {
+	Type RequestType `json:"type"`
+	// SubjectID names the subject (staff only); else the contact finds
+	// it.
+	SubjectID string `json:"subject_id,omitempty"`
+	// Contact is the email address the code and the results go to.
+	Contact string `json:"contact"`
+	// Purpose is what an objection is to.
+	Purpose string `json:"purpose,omitempty"`
+	// Values are a rectification's corrections, by data category.
+	Values map[string]string `json:"values,omitempty"`
+	// Verified says staff verified the person's identity themselves (in
+	// person, by a signed letter): no code is sent.
+	Verified bool `json:"verified,omitempty"`
+}
+
+// RequestSelf is the actor of a request the person makes themselves.
+var RequestSelf = Actor{KeyID: "self"}
+
 // RequestFilter selects requests to list, oldest due first.
 type RequestFilter struct {
 	Tenant    string         // required

@@ -33,6 +33,13 @@ type Config struct {
 	AuditRetention   time.Duration // --audit-retention, LETHE_AUDIT_RETENTION: prune audit events older than this; 0 keeps all
 	AuditStartNewLog bool          // --audit-start-new-log: set a damaged audit log aside and begin a new one
 	Purposes         string        // --purposes, LETHE_PURPOSES: the purposes file (default purposes.yaml in the data directory, if present)
+	Organisation     string        // --organisation, LETHE_ORGANISATION: the controller's name, in messages to people
+	SMTPAddr         string        // --smtp-addr, LETHE_SMTP_ADDR: HOST:PORT of the mail server; empty writes mail to DataDir/outbox
+	SMTPFrom         string        // --smtp-from, LETHE_SMTP_FROM
+	SMTPUser         string        // --smtp-user, LETHE_SMTP_USER
+	SMTPPasswordFile string        // --smtp-password-file, LETHE_SMTP_PASSWORD_FILE: the password, in a file (never a flag)
+	SMTPTLS          string        // --smtp-tls, LETHE_SMTP_TLS: starttls (default) or tls
+	SelfRateLimit    int           // --self-rate-limit, LETHE_SELF_RATE_LIMIT: self-service calls per minute per client address
 
 	masterKeyEnv string // LETHE_MASTER_KEY: base64 master key; never a flag
 }
@@ -49,6 +56,8 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: 30 * time.Second,
 		KeyCacheSize:    100_000,
+		SMTPTLS:         "starttls",
+		SelfRateLimit:   10,
 	}
 }
 
@@ -69,6 +78,12 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	env("LETHE_LOG_LEVEL", &c.LogLevel)
 	env("LETHE_AUDIT_PUBLISH", &c.AuditPublish)
 	env("LETHE_PURPOSES", &c.Purposes)
+	env("LETHE_ORGANISATION", &c.Organisation)
+	env("LETHE_SMTP_ADDR", &c.SMTPAddr)
+	env("LETHE_SMTP_FROM", &c.SMTPFrom)
+	env("LETHE_SMTP_USER", &c.SMTPUser)
+	env("LETHE_SMTP_PASSWORD_FILE", &c.SMTPPasswordFile)
+	env("LETHE_SMTP_TLS", &c.SMTPTLS)
 	if v := getenv("LETHE_AUDIT_RETENTION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -77,7 +92,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 		c.AuditRetention = d
 	}
 	c.masterKeyEnv = getenv("LETHE_MASTER_KEY")
-	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst, "LETHE_KEY_CACHE": &c.KeyCacheSize} {
+	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst, "LETHE_KEY_CACHE": &c.KeyCacheSize, "LETHE_SELF_RATE_LIMIT": &c.SelfRateLimit} {
 		v := getenv(name)
 		if v == "" {
 			continue
@@ -111,6 +126,13 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.StringVar(&c.AuditPublish, "audit-publish", c.AuditPublish, "also send every audit checkpoint to these places, comma-separated: file paths, or https:// URLs to POST it to")
 	fs.StringVar(&c.Purposes, "purposes", c.Purposes, "YAML file declaring the purposes of processing (default: purposes.yaml in the data directory, if present; see docs/consent.md)")
 	fs.BoolVar(&c.AuditStartNewLog, "audit-start-new-log", c.AuditStartNewLog, "if the audit log is damaged or rolled back, move it aside (kept as evidence) and begin a new one instead of refusing to start")
+	fs.StringVar(&c.Organisation, "organisation", c.Organisation, "the controller's name, used in messages to people about their requests")
+	fs.StringVar(&c.SMTPAddr, "smtp-addr", c.SMTPAddr, "mail server HOST:PORT for request codes and results (TLS required); empty: write each message to outbox/ in the data directory")
+	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "sender address of request mail")
+	fs.StringVar(&c.SMTPUser, "smtp-user", c.SMTPUser, "mail server user name (AUTH PLAIN over TLS)")
+	fs.StringVar(&c.SMTPPasswordFile, "smtp-password-file", c.SMTPPasswordFile, "file holding the mail server password")
+	fs.StringVar(&c.SMTPTLS, "smtp-tls", c.SMTPTLS, "starttls (port 587) or tls (port 465)")
+	fs.IntVar(&c.SelfRateLimit, "self-rate-limit", c.SelfRateLimit, "self-service request calls per minute allowed per client address")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "prune audit events older than this (e.g. 26280h for 3 years); 0 keeps them all")
 	return nil
 }
@@ -138,6 +160,15 @@ func (c *Config) Validate(fromFlags map[string]bool) error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return usageErrorf("--tls-cert and --tls-key must be given together")
+	}
+	if c.SMTPTLS != "starttls" && c.SMTPTLS != "tls" {
+		return usageErrorf("--smtp-tls must be starttls or tls (mail is never sent without TLS)")
+	}
+	if c.SMTPAddr != "" && c.SMTPFrom == "" {
+		return usageErrorf("--smtp-addr needs --smtp-from, the sender address of request mail")
+	}
+	if c.SelfRateLimit < 1 {
+		return usageErrorf("--self-rate-limit must be at least 1")
 	}
 	for _, s := range []struct{ flag, value string }{{"store", c.Store}, {"key-store", c.KeyStore}} {
 		if !isPostgresURL(s.value) {

@@ -73,16 +73,17 @@ func TestRotateMasterCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("rotate-master: exit %d: %s", code, stderr)
 	}
-	// Four deployment secrets (blind-index root, token root, audit signing key, consent proof key) and two tenant keys.
-	if !strings.Contains(stderr, "6 keys to rewrap") || !strings.Contains(stderr, "rewrapped 6/6") {
-		t.Errorf("progress: got %q, want the count and rewrapped 6/6", stderr)
+	// Five deployment secrets (blind-index root, token root, audit signing
+	// key, consent proof key, requests key) and two tenant keys.
+	if !strings.Contains(stderr, "7 keys to rewrap") || !strings.Contains(stderr, "rewrapped 7/7") {
+		t.Errorf("progress: got %q, want the count and rewrapped 7/7", stderr)
 	}
 	lines := keyringLines(t, keyring)
 	if len(lines) != 2 || lines[0] != oldKey[0] {
 		t.Fatalf("keyring after rotation: got %d keys, want the old one first and a new one", len(lines))
 	}
 	newID, _, _ := strings.Cut(lines[1], " ")
-	for _, want := range []string{"Rotated the master key: " + newID, "6 keys were rewrapped", "Back up " + keyring + " again"} {
+	for _, want := range []string{"Rotated the master key: " + newID, "7 keys were rewrapped", "Back up " + keyring + " again"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary: got %q, want it to contain %q", out, want)
 		}
@@ -107,7 +108,7 @@ func TestRotateMasterCommand(t *testing.T) {
 	// unwrapped yet, follows the keyring file.
 	online := serve(t, dir, nil)
 	code, _, stderr = runCLI(map[string]string{"LETHE_DATA_DIR": dir}, "keys", "rotate-master")
-	if code != 0 || !strings.Contains(stderr, "rewrapped 6/6") {
+	if code != 0 || !strings.Contains(stderr, "rewrapped 7/7") {
 		t.Fatalf("rotate-master beside a server: got exit %d: %s", code, stderr)
 	}
 	readAll(t, online)

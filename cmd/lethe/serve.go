@@ -93,6 +93,7 @@ type stores struct {
 	// deployment is the ID binding data store and key store.
 	deployment string
 	consent    lethe.ConsentStore
+	requests   lethe.RequestStore
 	// sharedAudit is the audit log every instance on a PostgreSQL data
 	// store shares; nil with SQLite, where the log is in the data directory.
 	sharedAudit *postgres.AuditLog
@@ -118,7 +119,7 @@ func openStores(ctx context.Context, cfg Config, log *slog.Logger) (*stores, err
 		if err != nil {
 			return nil, fmt.Errorf("open data store (PostgreSQL): %w", err)
 		}
-		s.data, s.apiKeys, s.vault, s.consent = db, postgres.NewAPIKeyStore(db), postgres.NewVaultStore(db), postgres.NewConsentStore(db)
+		s.data, s.apiKeys, s.vault, s.consent, s.requests = db, postgres.NewAPIKeyStore(db), postgres.NewVaultStore(db), postgres.NewConsentStore(db), postgres.NewRequestStore(db)
 		if s.sharedAudit, err = postgres.NewAuditLog(ctx, db); err != nil {
 			db.Close()
 			return nil, err
@@ -128,7 +129,7 @@ func openStores(ctx context.Context, cfg Config, log *slog.Logger) (*stores, err
 		if err != nil {
 			return nil, fmt.Errorf("open data store: %w", err)
 		}
-		s.data, s.apiKeys, s.vault, s.consent = db, sqlite.NewAPIKeyStore(db), sqlite.NewVaultStore(db), sqlite.NewConsentStore(db)
+		s.data, s.apiKeys, s.vault, s.consent, s.requests = db, sqlite.NewAPIKeyStore(db), sqlite.NewVaultStore(db), sqlite.NewConsentStore(db), sqlite.NewRequestStore(db)
 	}
 	if isPostgresURL(cfg.KeyStore) {
 		db, err := postgres.OpenKeys(ctx, cfg.KeyStore)
@@ -252,6 +253,10 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	if err != nil {
 		return nil, fmt.Errorf("start vault: %w", err)
 	}
+	reqs, err := openRequests(ctx, cfg, st, kms.LocalKMS, s.audit, v, log)
+	if err != nil {
+		return nil, err
+	}
 	var tlsConf *tls.Config
 	if !cfg.InsecureHTTP {
 		var fingerprint string
@@ -278,15 +283,17 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	s.URL = scheme + "://" + ln.Addr().String()
 
 	a := api.New(api.Options{
-		Keys:         st.apiKeys,
-		Vault:        v,
-		Audit:        s.audit,
-		Consent:      s.consent,
-		Ready:        map[string]lethe.Pinger{"data_store": st.data, "key_store": st.keys, "audit_log": s.audit},
-		Logger:       log,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		RateLimit:    cfg.RateLimit,
-		RateBurst:    cfg.RateBurst,
+		Keys:          st.apiKeys,
+		Vault:         v,
+		Audit:         s.audit,
+		Consent:       s.consent,
+		Requests:      reqs,
+		SelfRateLimit: cfg.SelfRateLimit,
+		Ready:         map[string]lethe.Pinger{"data_store": st.data, "key_store": st.keys, "audit_log": s.audit},
+		Logger:        log,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		RateLimit:     cfg.RateLimit,
+		RateBurst:     cfg.RateBurst,
 	})
 	s.http = &http.Server{
 		Handler:           a.Handler(),

@@ -25,6 +25,8 @@ import (
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/consent"
+	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/request"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
 	"github.com/lethe-privacy/lethe/internal/vault"
 )
@@ -43,6 +45,8 @@ var testPurposes = []lethe.Purpose{
 }
 
 type fixture struct {
+	outbox   *mail.Outbox
+	requests *request.Service
 	audit    *audit.Log
 	auditDir string
 	vault    lethe.Vault
@@ -94,6 +98,21 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 		}
 	}
 	f.vault = o.Vault
+	if o.Requests == nil {
+		if f.outbox, err = mail.NewOutbox(filepath.Join(dir, "outbox")); err != nil {
+			t.Fatal(err)
+		}
+		sealKey := vault.NewKey()
+		f.requests, err = request.New(request.Config{
+			Store: sqlite.NewRequestStore(db), Subjects: f.vault.(*vault.Service), Mail: f.outbox, Audit: f.audit, Key: bytes.Repeat([]byte{8}, 32),
+			Seal: func(p, ad []byte) []byte { return vault.Seal(&sealKey, p, ad) },
+			Open: func(s, ad []byte) ([]byte, error) { return vault.Open(&sealKey, s, ad) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Requests = f.requests
+	}
 	o.Keys = f.keys
 	o.Logger = slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if o.Ready == nil {
@@ -232,6 +251,25 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		return rt.Path + "?purpose=billing&subject=" + newSubject(), ""
 	case "POST /v1/consent/check":
 		return rt.Path, fmt.Sprintf(`{"purpose":"billing","subjects":[%q]}`, newSubject())
+	case "POST /v1/requests":
+		return rt.Path, fmt.Sprintf(`{"type":"access","subject_id":%q,"contact":"matrix%d@example.com","verified":true}`, newSubject(), n)
+	case "GET /v1/requests/{id}":
+		return "/v1/requests/" + f.newRequest(t, lethe.RequestAccess, newSubject()).ID, ""
+	case "POST /v1/requests/{id}/approve":
+		return "/v1/requests/" + f.newRequest(t, lethe.RequestErasure, newSubject()).ID + "/approve", ""
+	case "POST /v1/requests/{id}/extend":
+		r := f.newRequest(t, lethe.RequestAccess, newSubject())
+		return "/v1/requests/" + r.ID + "/extend", fmt.Sprintf(`{"until":%q,"reason":"matrix"}`, r.ReceivedAt.AddDate(0, 2, 0).Format(time.RFC3339Nano))
+	case "POST /v1/requests/{id}/close":
+		return "/v1/requests/" + f.newRequest(t, lethe.RequestAccess, newSubject()).ID + "/close", `{"state":"cancelled","reason":"matrix"}`
+	case "POST /v1/self/requests":
+		return rt.Path, fmt.Sprintf(`{"type":"access","contact":"self%d@example.com"}`, n)
+	case "POST /v1/self/requests/{id}/verify":
+		id, code := f.selfRequest(t, fmt.Sprintf("self%d@example.com", n))
+		return "/v1/self/requests/" + id + "/verify", fmt.Sprintf(`{"code":%q}`, code)
+	case "POST /v1/self/requests/{id}/code":
+		id, _ := f.selfRequest(t, fmt.Sprintf("self%d@example.com", n))
+		return "/v1/self/requests/" + id + "/code", `{}`
 	}
 	if strings.Contains(rt.Path, "{id}") && strings.HasPrefix(rt.Path, "/v1/subjects/") {
 		return strings.Replace(rt.Path, "{id}", newSubject(), 1), ""
@@ -242,10 +280,39 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 	return rt.Path, ""
 }
 
+// newRequest records a request staff verified.
+func (f *fixture) newRequest(t *testing.T, typ lethe.RequestType, subject string) *lethe.Request {
+	t.Helper()
+	r, err := f.requests.Create(context.Background(), lethe.Actor{KeyID: "key_fixture", Role: lethe.RoleDPO}, lethe.DefaultTenant,
+		lethe.RequestAsk{Type: typ, SubjectID: subject, Contact: "staff@example.com", Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+var selfCodeRE = regexp.MustCompile(`your code is: (\d{8})`)
+
+// selfRequest makes a person's own access request and returns its ID and
+// the code mailed for it.
+func (f *fixture) selfRequest(t *testing.T, addr string) (string, string) {
+	t.Helper()
+	r, err := f.requests.Create(context.Background(), lethe.RequestSelf, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestAccess, Contact: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, _ := f.outbox.List()
+	m, err := mail.ReadMessage(names[len(names)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.ID, selfCodeRE.FindStringSubmatch(m.Text)[1]
+}
+
 // TestAuthorizationMatrix walks every route with no credentials and with a
 // key of every role, and checks allow/deny exactly as lethe.Role.Can says.
 func TestAuthorizationMatrix(t *testing.T) {
-	f := newFixture(t, api.Options{RateLimit: 1e6})
+	f := newFixture(t, api.Options{RateLimit: 1e6, SelfRateLimit: 1e6})
 	callers := map[string]lethe.Role{"": ""}
 	for _, role := range lethe.Roles {
 		callers[f.addKey(t, "matrix-"+string(role), role)] = role

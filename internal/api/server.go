@@ -27,33 +27,40 @@ import (
 
 // Options configure a Server. Zero values take the defaults noted.
 type Options struct {
-	Keys         lethe.APIKeyStore       // required
-	Vault        lethe.Vault             // required
-	Audit        lethe.AuditTrail        // required
-	Consent      lethe.Consent           // required
-	Ready        map[string]lethe.Pinger // dependencies /readyz checks, by name
-	Logger       *slog.Logger            // default: discard
-	Now          lethe.Now               // default: time.Now
-	MaxBodyBytes int64                   // default: 1 MiB
-	RateLimit    float64                 // requests per second per principal; default 1000
-	RateBurst    int                     // default: twice RateLimit
+	Keys     lethe.APIKeyStore // required
+	Vault    lethe.Vault       // required
+	Audit    lethe.AuditTrail  // required
+	Consent  lethe.Consent     // required
+	Requests Requests          // data-subject requests; nil leaves their routes out
+	// SelfRateLimit is how many self-service calls per minute one client
+	// address may make; default 10.
+	SelfRateLimit int
+	Ready         map[string]lethe.Pinger // dependencies /readyz checks, by name
+	Logger        *slog.Logger            // default: discard
+	Now           lethe.Now               // default: time.Now
+	MaxBodyBytes  int64                   // default: 1 MiB
+	RateLimit     float64                 // requests per second per principal; default 1000
+	RateBurst     int                     // default: twice RateLimit
 }
 
 // Server is the HTTP API. It is safe for concurrent use once built.
 type Server struct {
-	keys    lethe.APIKeyStore
-	vault   lethe.Vault
-	audit   lethe.AuditTrail
-	consent lethe.Consent
-	ready   map[string]lethe.Pinger
-	log     *slog.Logger
-	now     lethe.Now
-	maxBody int64
-	limits  *limiter
-	authn   *keyCache
-	metrics *metrics
-	routes  []Route
-	handler http.Handler
+	keys     lethe.APIKeyStore
+	vault    lethe.Vault
+	audit    lethe.AuditTrail
+	consent  lethe.Consent
+	requests Requests
+	ready    map[string]lethe.Pinger
+	log      *slog.Logger
+	now      lethe.Now
+	maxBody  int64
+	limits   *limiter
+	// selfLimits limits the self-service routes per client address.
+	selfLimits *limiter
+	authn      *keyCache
+	metrics    *metrics
+	routes     []Route
+	handler    http.Handler
 	// closing is cancelled by CloseStreams, ending long-lived responses.
 	closing context.Context
 	close   context.CancelFunc
@@ -61,7 +68,7 @@ type Server struct {
 
 // New builds a Server.
 func New(o Options) *Server {
-	s := &Server{keys: o.Keys, vault: o.Vault, audit: o.Audit, consent: o.Consent, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
+	s := &Server{keys: o.Keys, vault: o.Vault, audit: o.Audit, consent: o.Consent, requests: o.Requests, ready: o.Ready, log: o.Logger, now: o.Now, maxBody: o.MaxBodyBytes}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -79,6 +86,10 @@ func New(o Options) *Server {
 	}
 	s.closing, s.close = context.WithCancel(context.Background())
 	s.limits = newLimiter(rate.Limit(o.RateLimit), o.RateBurst)
+	if o.SelfRateLimit <= 0 {
+		o.SelfRateLimit = 10
+	}
+	s.selfLimits = newLimiter(rate.Limit(float64(o.SelfRateLimit)/60), o.SelfRateLimit)
 	s.authn = newKeyCache(keyCacheTTL, 10_000)
 	s.metrics = newMetrics()
 	s.routes = s.buildRoutes()
@@ -119,7 +130,7 @@ type Route struct {
 }
 
 func (s *Server) buildRoutes() []Route {
-	return []Route{
+	routes := []Route{
 		{Method: "GET", Path: "/healthz", Permission: lethe.PermPublic, Summary: "Liveness probe: the process serves requests", Response: healthResponse{}, Status: 200, handle: s.healthz},
 		{Method: "GET", Path: "/readyz", Permission: lethe.PermPublic, Summary: "Readiness probe: the stores answer", Response: healthResponse{}, Status: 200, Errors: []int{503}, handle: s.readyz},
 		{Method: "GET", Path: "/metrics", Permission: lethe.PermMetrics, Summary: "Prometheus metrics (text exposition format)", Status: 200, handle: s.metricsHandler},
@@ -146,6 +157,10 @@ func (s *Server) buildRoutes() []Route {
 		{Method: "GET", Path: "/v1/subjects/{id}/consent", Permission: lethe.PermConsentRead, Summary: "A subject's consent ledger, oldest first: every grant, withdrawal, restriction and objection with its proof", Response: consentHistoryResponse{}, Status: 200, Errors: []int{400}, handle: s.consentHistory},
 		{Method: "DELETE", Path: "/v1/subjects/{id}", Permission: lethe.PermSubjectsErase, Summary: "Erase a subject: destroy its key, then delete its data; later reads answer 410", Response: erasureResponse{}, Status: 200, Errors: []int{400, 404}, handle: s.eraseSubject},
 	}
+	if s.requests != nil {
+		routes = append(routes, s.requestRoutes()...)
+	}
+	return routes
 }
 
 func (s *Server) buildHandler() http.Handler {

@@ -99,38 +99,19 @@ func New(c Config) (*Service, error) {
 	return &Service{c: c}, nil
 }
 
-// Ask is a request as staff or the person make it.
-type Ask struct {
-	Type lethe.RequestType `json:"type"`
-	// SubjectID names the subject (staff only); else the contact finds it.
-	SubjectID string `json:"subject_id,omitempty"`
-	// Contact is the email address the code and the results go to.
-	Contact string `json:"contact"`
-	// Purpose is what an objection is to.
-	Purpose string `json:"purpose,omitempty"`
-	// Values are the corrections of a rectification, by data category.
-	Values map[string]string `json:"values,omitempty"`
-	// Verified says staff verified the person's identity themselves (in
-	// person, by a signed letter); no code is sent then.
-	Verified bool `json:"verified,omitempty"`
-}
-
 // details is what a request's Details hold, sealed.
 type details struct {
 	Purpose string            `json:"purpose,omitempty"`
 	Values  map[string]string `json:"values,omitempty"`
 }
 
-// Self is the actor of a request the person makes themselves.
-var Self = lethe.Actor{KeyID: "self"}
-
 // Create records a request and, unless staff verified the person, sends a
 // code to the contact. A duplicate (same tenant, type and subject or
 // contact, still open) is merged into the open request, which Create
 // returns; for the person it sends a fresh code for it. EINVALID for a
 // request that is malformed.
-func (s *Service) Create(ctx context.Context, a lethe.Actor, tenant string, in Ask) (*lethe.Request, error) {
-	self := a.KeyID == Self.KeyID
+func (s *Service) Create(ctx context.Context, a lethe.Actor, tenant string, in lethe.RequestAsk) (*lethe.Request, error) {
+	self := a.KeyID == lethe.RequestSelf.KeyID
 	if err := s.checkNew(tenant, in, self); err != nil {
 		return nil, err
 	}
@@ -176,7 +157,7 @@ func (s *Service) Create(ctx context.Context, a lethe.Actor, tenant string, in A
 	return got, nil
 }
 
-func (s *Service) checkNew(tenant string, in Ask, self bool) error {
+func (s *Service) checkNew(tenant string, in lethe.RequestAsk, self bool) error {
 	switch {
 	case lethe.ValidTenant(tenant) != nil:
 		return lethe.ValidTenant(tenant)
@@ -309,19 +290,19 @@ func (s *Service) Verify(ctx context.Context, tenant, id, code string) (*lethe.R
 	ok := subtle.ConstantTimeCompare(c.Hash, s.codeHash(id, strings.TrimSpace(code))) == 1
 	switch {
 	case c.Attempts > MaxAttempts:
-		s.auditOutcome(ctx, Self, "request.verify", r, "denied")
+		s.auditOutcome(ctx, lethe.RequestSelf, "request.verify", r, "denied")
 		return nil, lethe.Errorf(lethe.EFORBIDDEN, "request %s: too many wrong codes; ask for a new one", id)
 	case s.c.Now().After(c.ExpiresAt):
-		s.auditOutcome(ctx, Self, "request.verify", r, "denied")
+		s.auditOutcome(ctx, lethe.RequestSelf, "request.verify", r, "denied")
 		return nil, lethe.Errorf(lethe.EFORBIDDEN, "request %s: the code has expired; ask for a new one", id)
 	case !ok:
-		s.auditOutcome(ctx, Self, "request.verify", r, "denied")
+		s.auditOutcome(ctx, lethe.RequestSelf, "request.verify", r, "denied")
 		return nil, lethe.Errorf(lethe.EFORBIDDEN, "request %s: wrong code; %d tries left", id, MaxAttempts-c.Attempts)
 	}
 	if err := s.c.Store.DeleteCode(ctx, id); err != nil {
 		return nil, fmt.Errorf("verify request %s: %w", id, err)
 	}
-	return s.verified(ctx, Self, r)
+	return s.verified(ctx, lethe.RequestSelf, r)
 }
 
 // verified moves a request on once the person's identity is verified: to
@@ -406,6 +387,11 @@ func (s *Service) Close(ctx context.Context, a lethe.Actor, tenant, id string, s
 // Request returns one request.
 func (s *Service) Request(ctx context.Context, tenant, id string) (*lethe.Request, error) {
 	return s.c.Store.Request(ctx, tenant, id)
+}
+
+// Tasks returns a request's tasks, one per system.
+func (s *Service) Tasks(ctx context.Context, id string) ([]lethe.RequestTask, error) {
+	return s.c.Store.Tasks(ctx, id)
 }
 
 // List returns requests; Overdue and DueSoon are common filters.

@@ -115,7 +115,7 @@ func (e *env) lastCode(t *testing.T, addr string) string {
 func TestSelfRequestVerified(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	r, err := e.svc.Create(ctx, request.Self, "default", request.Ask{Type: lethe.RequestAccess, Contact: " Ada@Example.test "})
+	r, err := e.svc.Create(ctx, lethe.RequestSelf, "default", lethe.RequestAsk{Type: lethe.RequestAccess, Contact: " Ada@Example.test "})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestSelfRequestVerified(t *testing.T) {
 func TestCodeCannotBeGuessed(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	r, err := e.svc.Create(ctx, request.Self, "default", request.Ask{Type: lethe.RequestErasure, Contact: known})
+	r, err := e.svc.Create(ctx, lethe.RequestSelf, "default", lethe.RequestAsk{Type: lethe.RequestErasure, Contact: known})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestCodeCannotBeGuessed(t *testing.T) {
 	if v.State != lethe.RequestAwaitingApproval {
 		t.Errorf("verified erasure: got %s, want awaiting_approval", v.State)
 	}
-	r2, _ := e.svc.Create(ctx, request.Self, "default", request.Ask{Type: lethe.RequestAccess, Contact: known})
+	r2, _ := e.svc.Create(ctx, lethe.RequestSelf, "default", lethe.RequestAsk{Type: lethe.RequestAccess, Contact: known})
 	for range request.MaxCodes - 1 {
 		if err := e.svc.ResendCode(ctx, "default", r2.ID); err != nil {
 			t.Fatal(err)
@@ -200,11 +200,11 @@ func TestCodeCannotBeGuessed(t *testing.T) {
 func TestNoEnumeration(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	a, err := e.svc.Create(ctx, request.Self, "default", request.Ask{Type: lethe.RequestAccess, Contact: known})
+	a, err := e.svc.Create(ctx, lethe.RequestSelf, "default", lethe.RequestAsk{Type: lethe.RequestAccess, Contact: known})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := e.svc.Create(ctx, request.Self, "default", request.Ask{Type: lethe.RequestAccess, Contact: unknown})
+	b, err := e.svc.Create(ctx, lethe.RequestSelf, "default", lethe.RequestAsk{Type: lethe.RequestAccess, Contact: unknown})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestStaffWorkflow(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	dpo := lethe.Actor{KeyID: "key_dpo", Role: lethe.RoleDPO}
-	r, err := e.svc.Create(ctx, dpo, "default", request.Ask{Type: lethe.RequestErasure, SubjectID: adaID, Contact: known, Verified: true})
+	r, err := e.svc.Create(ctx, dpo, "default", lethe.RequestAsk{Type: lethe.RequestErasure, SubjectID: adaID, Contact: known, Verified: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestStaffWorkflow(t *testing.T) {
 	if names, _ := e.outbox.List(); len(names) != 0 {
 		t.Errorf("staff verified the person, yet %d codes were sent", len(names))
 	}
-	dup, err := e.svc.Create(ctx, dpo, "default", request.Ask{Type: lethe.RequestErasure, SubjectID: adaID, Contact: known, Verified: true})
+	dup, err := e.svc.Create(ctx, dpo, "default", lethe.RequestAsk{Type: lethe.RequestErasure, SubjectID: adaID, Contact: known, Verified: true})
 	if err != nil || dup.ID != r.ID {
 		t.Errorf("duplicate: got %v, %v, want merged into %s", dup, err, r.ID)
 	}
@@ -279,7 +279,7 @@ func TestStaffWorkflow(t *testing.T) {
 func TestBadRequests(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	for name, in := range map[string]request.Ask{
+	for name, in := range map[string]lethe.RequestAsk{
 		"unknown type":                 {Type: "forget", Contact: known},
 		"no contact":                   {Type: lethe.RequestAccess},
 		"display name":                 {Type: lethe.RequestAccess, Contact: "Ada <" + known + ">"},
@@ -288,7 +288,7 @@ func TestBadRequests(t *testing.T) {
 		"self names a subject":         {Type: lethe.RequestAccess, Contact: known, SubjectID: adaID},
 		"self verifies itself":         {Type: lethe.RequestAccess, Contact: known, Verified: true},
 	} {
-		_, err := e.svc.Create(ctx, request.Self, "default", in)
+		_, err := e.svc.Create(ctx, lethe.RequestSelf, "default", in)
 		if lethe.ErrorCode(err) != lethe.EINVALID {
 			t.Errorf("%s: got %v, want %s", name, err, lethe.EINVALID)
 		}

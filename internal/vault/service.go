@@ -500,6 +500,27 @@ func (s *Service) createSubjectKey(ctx context.Context, tenant, id string, dek K
 	}
 }
 
+// FindSubject returns the ID of the tenant's subject holding the
+// identifier, or "" if none does, without reading the subject: a
+// data-subject request names the person by their address. It is not
+// audited here; the request that uses it is. EINVALID for a value the kind
+// cannot hold.
+func (s *Service) FindSubject(ctx context.Context, tenant, kind, value string) (string, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return "", err
+	}
+	n, err := Normalize(kind, value)
+	if err != nil {
+		return "", err
+	}
+	id, err := s.store.SubjectByIdentifier(ctx, tenant, kind, BlindIndex(s.indexKey(tenant, kind), n))
+	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
+		return "", nil
+	}
+	return id, err
+}
+
 // LookupSubject implements lethe.Vault. Finding and reading are one
 // audited action: one event names the identifier kind used and the fields
 // returned.

@@ -1,0 +1,304 @@
+package api
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+// Requests is what the API needs of the data-subject request service.
+type Requests interface {
+	Create(ctx context.Context, a lethe.Actor, tenant string, in lethe.RequestAsk) (*lethe.Request, error)
+	Verify(ctx context.Context, tenant, id, code string) (*lethe.Request, error)
+	ResendCode(ctx context.Context, tenant, id string) error
+	Approve(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Request, error)
+	Extend(ctx context.Context, a lethe.Actor, tenant, id string, until time.Time, reason string) (*lethe.Request, error)
+	Close(ctx context.Context, a lethe.Actor, tenant, id string, state lethe.RequestState, reason string) (*lethe.Request, error)
+	Request(ctx context.Context, tenant, id string) (*lethe.Request, error)
+	Tasks(ctx context.Context, id string) ([]lethe.RequestTask, error)
+	List(ctx context.Context, f lethe.RequestFilter) ([]lethe.Request, error)
+}
+
+// requestRoutes are the data-subject request routes: staff's, and the
+// person's own (public: the code sent to them proves who they are).
+func (s *Server) requestRoutes() []Route {
+	return []Route{
+		{Method: "POST", Path: "/v1/requests", Permission: lethe.PermRequestsCreate, Summary: "Record a data-subject request (access, portability, rectification, erasure, restriction, objection) on a person's behalf; a code goes to the contact unless verified is set; a duplicate of an open request returns that one", Request: lethe.RequestAsk{}, Response: requestView{}, Status: 201, Errors: []int{400, 413, 415, 429}, handle: s.createRequest},
+		{Method: "GET", Path: "/v1/requests", Permission: lethe.PermRequestsRead, Summary: "List requests by due date: state=… (repeatable), due_before=RFC3339 (overdue and due-soon lists), subject=, limit=, after_due= and after= to page", Response: requestList{}, Status: 200, Errors: []int{400}, handle: s.listRequests},
+		{Method: "GET", Path: "/v1/requests/{id}", Permission: lethe.PermRequestsRead, Summary: "A request and the progress of its task per system", Response: requestView{}, Status: 200, Errors: []int{400, 404}, handle: s.getRequest},
+		{Method: "POST", Path: "/v1/requests/{id}/approve", Permission: lethe.PermRequestsManage, Summary: "Approve a verified request that policy holds for approval", Response: requestView{}, Status: 200, Errors: []int{400, 404, 409}, handle: s.approveRequest},
+		{Method: "POST", Path: "/v1/requests/{id}/extend", Permission: lethe.PermRequestsManage, Summary: "Extend a request's due date, by at most two months in all, with the reason the person is told (Art. 12(3))", Request: extendRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.extendRequest},
+		{Method: "POST", Path: "/v1/requests/{id}/close", Permission: lethe.PermRequestsManage, Summary: "Reject or cancel an open request, with a reason", Request: closeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.closeRequest},
+		{Method: "POST", Path: "/v1/self/requests", Permission: lethe.PermPublic, Summary: "A person's own request: a code goes to the address given; the answer is the same whether or not anything is held on the person", Request: selfAsk{}, Response: selfView{}, Status: 202, Errors: []int{400, 413, 415, 429}, handle: s.selfCreateRequest},
+		{Method: "POST", Path: "/v1/self/requests/{id}/verify", Permission: lethe.PermPublic, Summary: "Confirm one's own request with the code sent for it (five tries per code)", Request: selfVerify{}, Response: selfView{}, Status: 200, Errors: []int{400, 403, 409, 413, 415, 429}, handle: s.selfVerifyRequest},
+		{Method: "POST", Path: "/v1/self/requests/{id}/code", Permission: lethe.PermPublic, Summary: "Send a new code for one's own request (three per request)", Request: selfVerify{}, Response: selfView{}, Status: 202, Errors: []int{400, 413, 415, 429}, handle: s.selfResendCode},
+	}
+}
+
+type requestView struct {
+	lethe.Request
+	Tasks []lethe.RequestTask `json:"tasks,omitempty"`
+}
+
+type requestList struct {
+	Requests []lethe.Request `json:"requests"`
+}
+
+func (s *Server) createRequest(w http.ResponseWriter, r *http.Request) error {
+	a, tenant, err := actor(r)
+	if err != nil {
+		return err
+	}
+	var in lethe.RequestAsk
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	req, err := s.requests.Create(r.Context(), a, tenant, in)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, requestView{Request: *req})
+	return nil
+}
+
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request) error {
+	_, tenant, err := actor(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := lethe.RequestFilter{Tenant: tenant, SubjectID: q.Get("subject"), AfterID: q.Get("after")}
+	for _, st := range q["state"] {
+		f.States = append(f.States, lethe.RequestState(st))
+	}
+	if v := q.Get("due_before"); v != "" {
+		if f.DueBefore, err = time.Parse(time.RFC3339, v); err != nil {
+			return lethe.Errorf(lethe.EINVALID, "due_before must be an RFC 3339 time")
+		}
+	}
+	if v := q.Get("after_due"); v != "" {
+		if f.AfterDue, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return lethe.Errorf(lethe.EINVALID, "after_due must be an RFC 3339 time")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil {
+			return lethe.Errorf(lethe.EINVALID, "limit must be a whole number")
+		}
+	}
+	list, err := s.requests.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, requestList{Requests: list})
+	return nil
+}
+
+// requestOf reads the request the path names, in the caller's tenant.
+func (s *Server) requestOf(r *http.Request) (lethe.Actor, string, string, error) {
+	a, tenant, err := actor(r)
+	if err != nil {
+		return a, "", "", err
+	}
+	id := r.PathValue("id")
+	if !lethe.ValidRequestID(id) {
+		return a, "", "", lethe.Errorf(lethe.EINVALID, "a request ID is req_ and 26 characters")
+	}
+	return a, tenant, id, nil
+}
+
+func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) error {
+	_, tenant, id, err := s.requestOf(r)
+	if err != nil {
+		return err
+	}
+	req, err := s.requests.Request(r.Context(), tenant, id)
+	if err != nil {
+		return err
+	}
+	tasks, err := s.requests.Tasks(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, requestView{Request: *req, Tasks: tasks})
+	return nil
+}
+
+func (s *Server) approveRequest(w http.ResponseWriter, r *http.Request) error {
+	a, tenant, id, err := s.requestOf(r)
+	if err != nil {
+		return err
+	}
+	req, err := s.requests.Approve(r.Context(), a, tenant, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, requestView{Request: *req})
+	return nil
+}
+
+type extendRequest struct {
+	Until  time.Time `json:"until"`
+	Reason string    `json:"reason"`
+}
+
+func (s *Server) extendRequest(w http.ResponseWriter, r *http.Request) error {
+	a, tenant, id, err := s.requestOf(r)
+	if err != nil {
+		return err
+	}
+	var in extendRequest
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	req, err := s.requests.Extend(r.Context(), a, tenant, id, in.Until, in.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, requestView{Request: *req})
+	return nil
+}
+
+type closeRequest struct {
+	State  lethe.RequestState `json:"state"` // rejected or cancelled
+	Reason string             `json:"reason"`
+}
+
+func (s *Server) closeRequest(w http.ResponseWriter, r *http.Request) error {
+	a, tenant, id, err := s.requestOf(r)
+	if err != nil {
+		return err
+	}
+	var in closeRequest
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	req, err := s.requests.Close(r.Context(), a, tenant, id, in.State, in.Reason)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, requestView{Request: *req})
+	return nil
+}
+
+// The self-service routes answer a person without credentials: what they
+// return and what is sent is the same whether or not Lethe holds anything
+// on the person, so they reveal nothing; each client address may call them
+// a few times a minute.
+
+type selfAsk struct {
+	Tenant  string            `json:"tenant,omitempty"`
+	Type    lethe.RequestType `json:"type"`
+	Contact string            `json:"contact"`
+	Purpose string            `json:"purpose,omitempty"`
+	Values  map[string]string `json:"values,omitempty"`
+}
+
+// selfView is all a person is told of their request.
+type selfView struct {
+	ID      string             `json:"id"`
+	State   lethe.RequestState `json:"state"`
+	DueAt   time.Time          `json:"due_at"`
+	Message string             `json:"message"`
+}
+
+const codeSent = "If the address can receive mail, a code was sent to it. Enter it to confirm the request; it is valid for 15 minutes."
+
+// selfLimit refuses a caller address that called the self-service routes
+// too often.
+func (s *Server) selfLimit(r *http.Request) error {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if ok, retry := s.selfLimits.allow("self:"+host, s.now()); !ok {
+		return lethe.Errorf(lethe.ERATELIMIT, "too many requests from this address; retry after %d s", retry)
+	}
+	return nil
+}
+
+func (s *Server) selfCreateRequest(w http.ResponseWriter, r *http.Request) error {
+	if err := s.selfLimit(r); err != nil {
+		return err
+	}
+	var in selfAsk
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	tenant := in.Tenant
+	if tenant == "" {
+		tenant = lethe.DefaultTenant
+	}
+	req, err := s.requests.Create(r.Context(), lethe.RequestSelf, tenant, lethe.RequestAsk{Type: in.Type, Contact: in.Contact, Purpose: in.Purpose, Values: in.Values})
+	if lethe.ErrorCode(err) == lethe.ERATELIMIT {
+		// Too many codes for an open request: the same answer as a
+		// success, so that it tells nothing either.
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, selfView{ID: req.ID, State: lethe.RequestReceived, DueAt: req.DueAt, Message: codeSent})
+	return nil
+}
+
+type selfVerify struct {
+	Tenant string `json:"tenant,omitempty"`
+	Code   string `json:"code"`
+}
+
+func (s *Server) selfVerifyRequest(w http.ResponseWriter, r *http.Request) error {
+	if err := s.selfLimit(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	var in selfVerify
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if !lethe.ValidRequestID(id) || len(in.Code) != 8 || strings.Trim(in.Code, "0123456789") != "" {
+		return lethe.Errorf(lethe.EFORBIDDEN, "the code is eight digits, from the message sent for this request")
+	}
+	tenant := in.Tenant
+	if tenant == "" {
+		tenant = lethe.DefaultTenant
+	}
+	req, err := s.requests.Verify(r.Context(), tenant, id, in.Code)
+	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
+		err = lethe.Errorf(lethe.EFORBIDDEN, "request %s has no valid code; ask for a new one", id)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, selfView{ID: req.ID, State: req.State, DueAt: req.DueAt, Message: "Confirmed. The answer will be sent to the same address by " + req.DueAt.Format("2 January 2006") + "."})
+	return nil
+}
+
+func (s *Server) selfResendCode(w http.ResponseWriter, r *http.Request) error {
+	if err := s.selfLimit(r); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	var in selfVerify
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	tenant := in.Tenant
+	if tenant == "" {
+		tenant = lethe.DefaultTenant
+	}
+	if lethe.ValidRequestID(id) {
+		err := s.requests.ResendCode(r.Context(), tenant, id)
+		if code := lethe.ErrorCode(err); err != nil && code != lethe.ENOTFOUND && code != lethe.ERATELIMIT {
+			return err
+		}
+	}
+	// The same answer whatever happened: it tells nothing.
+	writeJSON(w, http.StatusAccepted, selfView{ID: id, State: lethe.RequestReceived, Message: codeSent})
+	return nil
+}

@@ -1,0 +1,91 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/api"
+)
+
+// TestSelfRequestsRevealNothing: a person's own request is answered the
+// same, status and body but for its ID and due date, whether or not Lethe
+// holds them; verifying it tells them nothing either; a wrong code is
+// refused without saying more.
+func TestSelfRequestsRevealNothing(t *testing.T) {
+	f := newFixture(t, api.Options{})
+	ctx := context.Background()
+	if _, err := f.vault.CreateSubject(ctx, lethe.Actor{KeyID: "key_fixture", Role: lethe.RoleService}, lethe.NewSubject{Identifiers: map[string]string{"email": "held@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	norm := func(b []byte) string {
+		var v map[string]any
+		json.Unmarshal(b, &v)
+		delete(v, "id")
+		delete(v, "due_at")
+		out, _ := json.Marshal(v)
+		return string(out)
+	}
+	var ids []string
+	var bodies []string
+	for _, addr := range []string{"held@example.com", "nobody@example.com"} {
+		resp, b := f.do(t, "POST", "/v1/self/requests", "", fmt.Sprintf(`{"type":"erasure","contact":%q}`, addr))
+		if resp.StatusCode != 202 {
+			t.Fatalf("%s: got %d %s", addr, resp.StatusCode, b)
+		}
+		if strings.Contains(string(b), "sub_") {
+			t.Errorf("the answer names a subject: %s", b)
+		}
+		var v struct{ ID string }
+		json.Unmarshal(b, &v)
+		ids = append(ids, v.ID)
+		bodies = append(bodies, norm(b))
+	}
+	if bodies[0] != bodies[1] {
+		t.Errorf("answers differ:\n%s\n%s", bodies[0], bodies[1])
+	}
+	resp, b := f.do(t, "POST", "/v1/self/requests/"+ids[0]+"/verify", "", `{"code":"12345678"}`)
+	if resp.StatusCode != 403 {
+		t.Errorf("wrong code: got %d %s", resp.StatusCode, b)
+	}
+	resp, b = f.do(t, "POST", "/v1/self/requests/"+ids[0]+"/verify", "", `{"code":"abc"}`)
+	if resp.StatusCode != 403 {
+		t.Errorf("malformed code: got %d %s", resp.StatusCode, b)
+	}
+	for _, id := range []string{ids[0], "req_aaaaaaaaaaaaaaaaaaaaaaaaaa"} {
+		resp, b = f.do(t, "POST", "/v1/self/requests/"+id+"/code", "", `{}`)
+		if resp.StatusCode != 202 {
+			t.Errorf("new code for %s: got %d %s", id, resp.StatusCode, b)
+		}
+	}
+	// Staff see both, the known one with its subject.
+	dpo := f.addKey(t, "dpo", lethe.RoleDPO)
+	resp, b = f.do(t, "GET", "/v1/requests?state=received", dpo, "")
+	var list struct{ Requests []lethe.Request }
+	json.Unmarshal(b, &list)
+	if resp.StatusCode != 200 || len(list.Requests) != 2 {
+		t.Fatalf("list: got %d, %d requests", resp.StatusCode, len(list.Requests))
+	}
+	for _, addr := range []string{"held@example.com", "nobody@example.com"} {
+		if strings.Contains(string(b), addr) {
+			t.Error("the list shows an address")
+		}
+	}
+}
+
+// TestSelfRequestRateLimit: a client address gets SelfRateLimit
+// self-service calls a minute.
+func TestSelfRequestRateLimit(t *testing.T) {
+	f := newFixture(t, api.Options{SelfRateLimit: 3})
+	codes := []int{}
+	for i := range 4 {
+		resp, _ := f.do(t, "POST", "/v1/self/requests", "", fmt.Sprintf(`{"type":"access","contact":"p%d@example.com"}`, i))
+		codes = append(codes, resp.StatusCode)
+	}
+	if fmt.Sprint(codes) != "[202 202 202 429]" {
+		t.Errorf("got %v, want three accepted, then 429", codes)
+	}
+}
