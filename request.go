@@ -100,6 +100,8 @@ type Request struct {
 	ClosedAt       *time.Time `json:"closed_at,omitempty"` // completed, rejected or cancelled
 	Reason         string     `json:"reason,omitempty"`    // why rejected or cancelled
 	UpdatedAt      time.Time  `json:"updated_at"`
+	// Receipt is the signed erasure receipt, once the erasure completed.
+	Receipt []byte `json:"receipt,omitempty"`
 	// Version increases with every change; an update names the version it
 	// read, so two changes cannot overwrite each other.
 	Version int `json:"version"`

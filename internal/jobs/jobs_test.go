@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -35,29 +34,13 @@ var engines = []engine{
 	}},
 }
 
-// sqliteDSN is the write pool's DSN of internal/sqlite's data store (its
-// dsn function): the same pragmas, so that the tests run River as it runs
-// beside Lethe's own writes.
-func sqliteDSN(path string) string {
-	q := url.Values{"_pragma": {
-		"busy_timeout(5000)",
-		"foreign_keys(1)",
-		"journal_mode(WAL)",
-		"synchronous(FULL)",
-	}}
-	q.Set("_txlock", "immediate")
-	return (&url.URL{Scheme: "file", Path: path, RawQuery: q.Encode()}).String()
-}
-
-// openSQLite opens the database file at path as the data store opens its
-// write pool: one connection.
+// openSQLite opens a queue database file with OpenSQLite.
 func openSQLite(t testing.TB, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", sqliteDSN(path))
+	db, err := OpenSQLite(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
 	return db
 }
@@ -429,7 +412,7 @@ func TestStopDeadline(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "data.db")
 	good := openSQLite(t, path)
-	pooled, err := sql.Open("sqlite", sqliteDSN(path))
+	pooled, err := sql.Open("sqlite", SQLiteDSN(path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func NewRequestStore(db *DB) *RequestStore {
 }
 
 const requestColumns = `id, tenant, type, state, subject_id, channel, created_by, contact_index, contact, details,
-	received_at, due_at, extended_reason, verified_at, approved_by, closed_at, reason, updated_at, version`
+	received_at, due_at, extended_reason, verified_at, approved_by, closed_at, reason, receipt, updated_at, version`
 
 // CreateRequest implements lethe.RequestStore.
 func (s *RequestStore) CreateRequest(ctx context.Context, r *lethe.Request) (*lethe.Request, bool, error) {
@@ -37,9 +37,9 @@ func (s *RequestStore) CreateRequest(ctx context.Context, r *lethe.Request) (*le
 	}
 	for range 3 {
 		_, err := s.db.pool.Exec(ctx, `INSERT INTO requests (`+requestColumns+`, open)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, true)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 1, true)`,
 			r.ID, r.Tenant, string(r.Type), string(r.State), r.SubjectID, r.Channel, r.CreatedBy, r.ContactIndex, r.Contact, r.Details,
-			r.ReceivedAt, r.DueAt, r.ExtendedReason, r.VerifiedAt, r.ApprovedBy, r.ClosedAt, r.Reason, r.UpdatedAt)
+			r.ReceivedAt, r.DueAt, r.ExtendedReason, r.VerifiedAt, r.ApprovedBy, r.ClosedAt, r.Reason, r.Receipt, r.UpdatedAt)
 		code, constraint := pgError(err)
 		switch {
 		case err == nil:
@@ -72,7 +72,7 @@ func scanRequest(row pgx.Row) (*lethe.Request, error) {
 	var r lethe.Request
 	var typ, state string
 	err := row.Scan(&r.ID, &r.Tenant, &typ, &state, &r.SubjectID, &r.Channel, &r.CreatedBy, &r.ContactIndex, &r.Contact, &r.Details,
-		&r.ReceivedAt, &r.DueAt, &r.ExtendedReason, &r.VerifiedAt, &r.ApprovedBy, &r.ClosedAt, &r.Reason, &r.UpdatedAt, &r.Version)
+		&r.ReceivedAt, &r.DueAt, &r.ExtendedReason, &r.VerifiedAt, &r.ApprovedBy, &r.ClosedAt, &r.Reason, &r.Receipt, &r.UpdatedAt, &r.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -112,8 +112,8 @@ func (s *RequestStore) UpdateRequest(ctx context.Context, r *lethe.Request) erro
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE requests SET state = $1, due_at = $2, extended_reason = $3, verified_at = $4, approved_by = $5,
-		closed_at = $6, reason = $7, updated_at = $8, version = version + 1, open = $9, subject_id = $10 WHERE id = $11`,
-		string(r.State), r.DueAt, r.ExtendedReason, r.VerifiedAt, r.ApprovedBy, r.ClosedAt, r.Reason, r.UpdatedAt, r.State.Open(), r.SubjectID, r.ID); err != nil {
+		closed_at = $6, reason = $7, updated_at = $8, version = version + 1, open = $9, subject_id = $10, receipt = $12 WHERE id = $11`,
+		string(r.State), r.DueAt, r.ExtendedReason, r.VerifiedAt, r.ApprovedBy, r.ClosedAt, r.Reason, r.UpdatedAt, r.State.Open(), r.SubjectID, r.ID, r.Receipt); err != nil {
 		return fmt.Errorf("update request %s: %w", r.ID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -60,8 +60,11 @@ type Config struct {
 	Approval []lethe.RequestType
 	// Organisation names the controller in messages to people.
 	Organisation string
-	Now          func() time.Time
-	Logger       *slog.Logger
+	// Start runs a request once it is approved (Runner.Start); nil leaves
+	// approved requests for later.
+	Start  func(ctx context.Context, r *lethe.Request) error
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Defaults of the verification.
@@ -324,7 +327,21 @@ func (s *Service) verified(ctx context.Context, a lethe.Actor, r *lethe.Request)
 	if err := s.update(ctx, a, "request."+string(next), r); err != nil {
 		return nil, err
 	}
+	if next == lethe.RequestApproved {
+		return r, s.start(ctx, r)
+	}
 	return r, nil
+}
+
+// start hands an approved request to the runner.
+func (s *Service) start(ctx context.Context, r *lethe.Request) error {
+	if s.c.Start == nil {
+		return nil
+	}
+	if err := s.c.Start(ctx, r); err != nil {
+		return fmt.Errorf("start request %s: %w", r.ID, err)
+	}
+	return nil
 }
 
 // Approve approves a request awaiting approval. ECONFLICT in any other
@@ -339,7 +356,10 @@ func (s *Service) Approve(ctx context.Context, a lethe.Actor, tenant, id string)
 	}
 	now := s.c.Now().UTC()
 	r.State, r.ApprovedBy, r.UpdatedAt = lethe.RequestApproved, a.KeyID, now
-	return r, s.update(ctx, a, "request.approve", r)
+	if err := s.update(ctx, a, "request.approve", r); err != nil {
+		return nil, err
+	}
+	return r, s.start(ctx, r)
 }
 
 // Extend moves a request's due date, by at most two months past the first

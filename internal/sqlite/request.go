@@ -32,7 +32,7 @@ func NewRequestStore(db *DB) *RequestStore {
 }
 
 const requestColumns = `id, tenant, type, state, subject_id, channel, created_by, contact_index, contact, details,
-	received_at, due_at, extended_reason, verified_at, approved_by, closed_at, reason, updated_at, version`
+	received_at, due_at, extended_reason, verified_at, approved_by, closed_at, reason, receipt, updated_at, version`
 
 // CreateRequest implements lethe.RequestStore. EINVALID for a request that
 // is not new (state received, version 0); any other error is EINTERNAL.
@@ -49,9 +49,9 @@ func (s *RequestStore) CreateRequest(ctx context.Context, r *lethe.Request) (*le
 		return existing, existing != nil, err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO requests (`+requestColumns+`, open)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, 1)`,
 		r.ID, r.Tenant, string(r.Type), string(r.State), r.SubjectID, r.Channel, r.CreatedBy, r.ContactIndex, r.Contact, r.Details,
-		r.ReceivedAt.UnixMicro(), r.DueAt.UnixMicro(), r.ExtendedReason, micros(r.VerifiedAt), r.ApprovedBy, micros(r.ClosedAt), r.Reason, r.UpdatedAt.UnixMicro())
+		r.ReceivedAt.UnixMicro(), r.DueAt.UnixMicro(), r.ExtendedReason, micros(r.VerifiedAt), r.ApprovedBy, micros(r.ClosedAt), r.Reason, r.Receipt, r.UpdatedAt.UnixMicro())
 	var e *sqlite.Error
 	if errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY {
 		return nil, false, lethe.Errorf(lethe.ECONFLICT, "request %s exists", r.ID)
@@ -91,7 +91,7 @@ func scanRequest(row scanner) (*lethe.Request, error) {
 	var received, due, updated int64
 	var verified, closed sql.NullInt64
 	err := row.Scan(&r.ID, &r.Tenant, &typ, &state, &r.SubjectID, &r.Channel, &r.CreatedBy, &r.ContactIndex, &r.Contact, &r.Details,
-		&received, &due, &r.ExtendedReason, &verified, &r.ApprovedBy, &closed, &r.Reason, &updated, &r.Version)
+		&received, &due, &r.ExtendedReason, &verified, &r.ApprovedBy, &closed, &r.Reason, &r.Receipt, &updated, &r.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -135,8 +135,8 @@ func (s *RequestStore) UpdateRequest(ctx context.Context, r *lethe.Request) erro
 		open = 1
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE requests SET state = ?, due_at = ?, extended_reason = ?, verified_at = ?, approved_by = ?,
-		closed_at = ?, reason = ?, updated_at = ?, version = version + 1, open = ?, subject_id = ? WHERE id = ?`,
-		string(r.State), r.DueAt.UnixMicro(), r.ExtendedReason, micros(r.VerifiedAt), r.ApprovedBy, micros(r.ClosedAt), r.Reason,
+		closed_at = ?, reason = ?, receipt = ?, updated_at = ?, version = version + 1, open = ?, subject_id = ? WHERE id = ?`,
+		string(r.State), r.DueAt.UnixMicro(), r.ExtendedReason, micros(r.VerifiedAt), r.ApprovedBy, micros(r.ClosedAt), r.Reason, r.Receipt,
 		r.UpdatedAt.UnixMicro(), open, r.SubjectID, r.ID); err != nil {
 		return fmt.Errorf("update request %s: %w", r.ID, err)
 	}

@@ -500,6 +500,22 @@ func (s *Service) createSubjectKey(ctx context.Context, tenant, id string, dek K
 	}
 }
 
+// PseudonymKey returns the key erasure pseudonymises a subject's values
+// under in other systems (connector.Subject.PseudonymKey): derived from the
+// subject's own key, so that once erasure destroys that key the pseudonyms
+// are linked to nobody. ENOTFOUND or EGONE as for a read.
+func (s *Service) PseudonymKey(ctx context.Context, tenant, id string) (Key, error) {
+	tenant, err := tenantOrDefault(tenant)
+	if err != nil {
+		return Key{}, err
+	}
+	k, err := s.subjectKey(ctx, tenant, id)
+	if err != nil {
+		return Key{}, err
+	}
+	return DeriveKey(&k, "pseudonym", tenant, id), nil
+}
+
 // FindSubject returns the ID of the tenant's subject holding the
 // identifier, or "" if none does, without reading the subject: a
 // data-subject request names the person by their address. It is not

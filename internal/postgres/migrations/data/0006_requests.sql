@@ -20,6 +20,7 @@ CREATE TABLE requests (
 	approved_by     text NOT NULL,
 	closed_at       timestamptz,
 	reason          text NOT NULL,
+	receipt         bytea,           -- the signed erasure receipt
 	updated_at      timestamptz NOT NULL,
 	version         integer NOT NULL,
 	open            boolean NOT NULL -- until completed, rejected or cancelled

@@ -20,6 +20,7 @@ CREATE TABLE requests (
 	approved_by     TEXT NOT NULL,
 	closed_at       INTEGER,
 	reason          TEXT NOT NULL,
+	receipt         BLOB,         -- the signed erasure receipt
 	updated_at      INTEGER NOT NULL,
 	version         INTEGER NOT NULL,
 	open            INTEGER NOT NULL     -- 1 until completed, rejected or cancelled

@@ -1,0 +1,493 @@
+package request
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/connector"
+	"github.com/lethe-privacy/lethe/internal/jobs"
+)
+
+// Vault is what running a request needs of the vault.
+type Vault interface {
+	ReadSubject(ctx context.Context, a lethe.Actor, tenant, id string, o lethe.ReadOptions) (*lethe.SubjectView, error)
+	EraseSubject(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Forgotten, error)
+}
+
+// RunnerConfig is what a Runner needs.
+type RunnerConfig struct {
+	Store lethe.RequestStore
+	// Systems are the data map's systems, in its order; Open opens one.
+	Systems []string
+	Open    func(ctx context.Context, system string) (connector.Connector, error)
+	Vault   Vault
+	// PseudonymKey returns the key a subject's erasure pseudonymises under,
+	// derived from the subject's own key (destroyed at the end).
+	PseudonymKey func(ctx context.Context, tenant, id string) ([]byte, error)
+	Audit        lethe.Auditor
+	// Seal and Open seal the archive parts and open the contact and the
+	// details, as the Service's.
+	Seal     func(plaintext, ad []byte) []byte
+	OpenSeal func(sealed, ad []byte) ([]byte, error)
+	// ArchiveDir holds access archives, sealed, one directory per request.
+	ArchiveDir string
+	// Sign signs an erasure receipt.
+	Sign   func(msg []byte) []byte
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Runner carries out approved requests: one durable job per system of the
+// data map, retried with backoff, then one that finishes the request —
+// for an erasure, destroying the subject's key and signing the receipt.
+// Every job is idempotent: a task already done is not run again, and a
+// connector's erasure run twice does nothing the second time.
+type Runner struct {
+	c     RunnerConfig
+	mu    sync.Mutex
+	queue *jobs.Queue
+}
+
+// NewRunner returns a Runner; give its Workers to the job queue, then the
+// queue to SetQueue.
+func NewRunner(c RunnerConfig) (*Runner, error) {
+	if c.Store == nil || c.Open == nil || c.Vault == nil || c.PseudonymKey == nil || c.Audit == nil || c.Seal == nil || c.OpenSeal == nil || c.Sign == nil || c.ArchiveDir == "" {
+		return nil, errors.New("request runner: store, open, vault, pseudonym key, audit, seal, open, sign and archive directory are required")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{c: c}, nil
+}
+
+// TaskArgs is the job of one system's part of a request.
+type TaskArgs struct {
+	RequestID string `json:"request_id"`
+	Tenant    string `json:"tenant"`
+	System    string `json:"system"`
+}
+
+// Kind implements river.JobArgs.
+func (TaskArgs) Kind() string { return "request_task" }
+
+// FinishArgs is the job that closes a request once its tasks ended.
+type FinishArgs struct {
+	RequestID string `json:"request_id"`
+	Tenant    string `json:"tenant"`
+}
+
+// Kind implements river.JobArgs.
+func (FinishArgs) Kind() string { return "request_finish" }
+
+// Workers returns the job workers of requests.
+func (r *Runner) Workers() *river.Workers {
+	w := river.NewWorkers()
+	river.AddWorker(w, river.WorkFunc(r.work))
+	river.AddWorker(w, river.WorkFunc(r.finish))
+	return w
+}
+
+// SetQueue gives the Runner the queue that runs its workers.
+func (r *Runner) SetQueue(q *jobs.Queue) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queue = q
+}
+
+func (r *Runner) q() (*jobs.Queue, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.queue == nil {
+		return nil, errors.New("request runner: no job queue")
+	}
+	return r.queue, nil
+}
+
+// unique makes a job with the same arguments, enqueued again (a retry of
+// Start), one job.
+var unique = &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true}}
+
+// Start runs an approved request: a pending task and a job per system.
+// It is idempotent: started again, it enqueues nothing new.
+func (r *Runner) Start(ctx context.Context, req *lethe.Request) error {
+	q, err := r.q()
+	if err != nil {
+		return err
+	}
+	now := r.c.Now().UTC()
+	existing, err := r.c.Store.Tasks(ctx, req.ID)
+	if err != nil {
+		return err
+	}
+	if len(existing) == 0 {
+		var tasks []lethe.RequestTask
+		for _, s := range r.c.Systems {
+			tasks = append(tasks, lethe.RequestTask{RequestID: req.ID, System: s, State: lethe.TaskPending, UpdatedAt: now})
+		}
+		if err := r.c.Store.PutTasks(ctx, tasks); err != nil {
+			return err
+		}
+	}
+	for _, s := range r.c.Systems {
+		if err := q.Insert(ctx, TaskArgs{RequestID: req.ID, Tenant: req.Tenant, System: s}, unique); err != nil {
+			return fmt.Errorf("request %s: enqueue %s: %w", req.ID, s, err)
+		}
+	}
+	if len(r.c.Systems) == 0 {
+		if err := q.Insert(ctx, FinishArgs{RequestID: req.ID, Tenant: req.Tenant}, nil); err != nil {
+			return err
+		}
+	}
+	if req.State == lethe.RequestApproved || req.State == lethe.RequestPartial {
+		req.State, req.UpdatedAt = lethe.RequestRunning, now
+		if err := r.update(ctx, "request.running", req); err != nil && lethe.ErrorCode(err) != lethe.ECONFLICT {
+			return err
+		}
+	}
+	return nil
+}
+
+// actor is who acts for a request in the audit log.
+func actorOf(req *lethe.Request) lethe.Actor {
+	return lethe.Actor{KeyID: "request:" + req.ID, Role: lethe.RoleDPO}
+}
+
+func (r *Runner) update(ctx context.Context, action string, req *lethe.Request) error {
+	ev := lethe.AuditEvent{Time: r.c.Now().UTC(), Action: action, Outcome: "ok", KeyID: "request:" + req.ID, Role: lethe.RoleDPO,
+		Tenant: req.Tenant, SubjectID: req.SubjectID, Resource: "request:" + req.ID}
+	if err := r.c.Audit.Record(ctx, ev); err != nil {
+		return fmt.Errorf("%s %s: audit: %w", action, req.ID, err)
+	}
+	return r.c.Store.UpdateRequest(ctx, req)
+}
+
+// work runs one system's task.
+func (r *Runner) work(ctx context.Context, job *river.Job[TaskArgs]) error {
+	a := job.Args
+	req, err := r.c.Store.Request(ctx, a.Tenant, a.RequestID)
+	if err != nil {
+		return err
+	}
+	if !req.State.Open() {
+		return nil
+	}
+	tasks, err := r.c.Store.Tasks(ctx, a.RequestID)
+	if err != nil {
+		return err
+	}
+	task := lethe.RequestTask{RequestID: a.RequestID, System: a.System}
+	for _, t := range tasks {
+		if t.System == a.System {
+			task = t
+		}
+	}
+	if task.State == lethe.TaskDone || task.State == lethe.TaskWaiting {
+		return r.enqueueFinish(ctx, req)
+	}
+	task.State, task.Attempts, task.UpdatedAt = lethe.TaskRunning, job.Attempt, r.c.Now().UTC()
+	if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{task}); err != nil {
+		return err
+	}
+	report, runErr := r.run(ctx, req, a.System)
+	task.UpdatedAt = r.c.Now().UTC()
+	if runErr != nil {
+		task.Error = runErr.Error()
+		task.State = lethe.TaskPending
+		if job.Attempt >= job.MaxAttempts {
+			task.State = lethe.TaskFailed
+		}
+		if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{task}); err != nil {
+			return err
+		}
+		if task.State == lethe.TaskFailed {
+			r.enqueueFinish(ctx, req)
+		}
+		r.c.Logger.Warn("request task failed", "request", req.ID, "system", a.System, "attempt", job.Attempt, "err", runErr.Error())
+		return runErr
+	}
+	task.Error, task.State = "", lethe.TaskDone
+	if report.Pending {
+		task.State = lethe.TaskWaiting
+	}
+	if task.Report, err = json.Marshal(report); err != nil {
+		return err
+	}
+	if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{task}); err != nil {
+		return err
+	}
+	return r.enqueueFinish(ctx, req)
+}
+
+func (r *Runner) enqueueFinish(ctx context.Context, req *lethe.Request) error {
+	q, err := r.q()
+	if err != nil {
+		return err
+	}
+	return q.Insert(ctx, FinishArgs{RequestID: req.ID, Tenant: req.Tenant}, nil)
+}
+
+// subject is whom the connectors look for: the vault's subject with its
+// identifiers, or, for a person the vault does not hold, the address the
+// request came from.
+func (r *Runner) subject(ctx context.Context, req *lethe.Request) (connector.Subject, error) {
+	s := connector.Subject{ID: req.SubjectID, Now: r.c.Now()}
+	contact, err := r.c.OpenSeal(req.Contact, ad("request-contact", req.Tenant, req.ID))
+	if err != nil {
+		return s, fmt.Errorf("request %s: open contact: %w", req.ID, err)
+	}
+	s.Identifiers = map[string]string{lethe.KindEmail: string(contact)}
+	if req.SubjectID == "" {
+		key := make([]byte, 32)
+		rand.Read(key) // a person Lethe holds no key for: pseudonyms under a key nobody keeps
+		s.PseudonymKey = key
+		return s, nil
+	}
+	v, err := r.c.Vault.ReadSubject(ctx, actorOf(req), req.Tenant, req.SubjectID, lethe.ReadOptions{})
+	if err != nil {
+		return s, fmt.Errorf("request %s: read subject: %w", req.ID, err)
+	}
+	for k, val := range v.Identifiers {
+		s.Identifiers[k] = val
+	}
+	if s.PseudonymKey, err = r.c.PseudonymKey(ctx, req.Tenant, req.SubjectID); err != nil {
+		return s, fmt.Errorf("request %s: pseudonym key: %w", req.ID, err)
+	}
+	return s, nil
+}
+
+// run carries out the request in one system and returns its report.
+func (r *Runner) run(ctx context.Context, req *lethe.Request, system string) (connector.Report, error) {
+	rep := connector.Report{System: system, At: r.c.Now().UTC()}
+	s, err := r.subject(ctx, req)
+	if err != nil {
+		return rep, err
+	}
+	conn, err := r.c.Open(ctx, system)
+	if err != nil {
+		return rep, err
+	}
+	defer conn.Close()
+	switch req.Type {
+	case lethe.RequestErasure:
+		er, ok := conn.(connector.Eraser)
+		if !ok {
+			return rep, fmt.Errorf("system %s cannot erase", system)
+		}
+		return er.Erase(ctx, s)
+	case lethe.RequestAccess, lethe.RequestPortability:
+		ex, ok := conn.(connector.Exporter)
+		if !ok {
+			counts, err := conn.Find(ctx, s)
+			rep.Steps = countSteps(counts, "found")
+			return rep, err
+		}
+		sink := &archiveSink{}
+		counts, err := ex.Export(ctx, s, sink)
+		if err != nil {
+			return rep, err
+		}
+		if err := r.writeArchivePart(req, system, sink); err != nil {
+			return rep, err
+		}
+		rep.Steps = countSteps(counts, "export")
+		return rep, nil
+	case lethe.RequestRectification:
+		rc, ok := conn.(connector.Rectifier)
+		if !ok {
+			return rep, nil // nothing to correct in a system that cannot be rewritten; the report says so
+		}
+		raw, err := r.c.OpenSeal(req.Details, ad("request-details", req.Tenant, req.ID))
+		if err != nil {
+			return rep, fmt.Errorf("request %s: open details: %w", req.ID, err)
+		}
+		var d details
+		if err := json.Unmarshal(raw, &d); err != nil {
+			return rep, fmt.Errorf("request %s: details: %w", req.ID, err)
+		}
+		return rc.Rectify(ctx, s, d.Values)
+	}
+	return rep, nil // restriction and objection act in the consent ledger, not in the systems
+}
+
+func countSteps(counts []connector.Count, action string) []connector.Step {
+	var steps []connector.Step
+	for _, c := range counts {
+		steps = append(steps, connector.Step{Location: c.Location, Action: action, Count: c.Count})
+	}
+	return steps
+}
+
+// archiveSink collects one system's export.
+type archiveSink struct {
+	Records []archiveRecord `json:"records"`
+	Files   []archiveFile   `json:"files,omitempty"`
+}
+
+type archiveRecord struct {
+	Location string         `json:"location"`
+	Fields   map[string]any `json:"fields"`
+	Columns  []string       `json:"columns"`
+}
+
+type archiveFile struct {
+	Location string `json:"location"`
+	Name     string `json:"name"`
+	Data     []byte `json:"data"`
+}
+
+func (a *archiveSink) Record(location string, columns []string, values []any) error {
+	f := make(map[string]any, len(columns))
+	for i, c := range columns {
+		f[c] = values[i]
+	}
+	a.Records = append(a.Records, archiveRecord{Location: location, Fields: f, Columns: columns})
+	return nil
+}
+
+func (a *archiveSink) File(location, name string, data []byte) error {
+	a.Files = append(a.Files, archiveFile{Location: location, Name: name, Data: data})
+	return nil
+}
+
+// writeArchivePart seals one system's export into the request's archive
+// directory, replacing a part an earlier attempt wrote.
+func (r *Runner) writeArchivePart(req *lethe.Request, system string, sink *archiveSink) error {
+	b, err := json.Marshal(sink)
+	if err != nil {
+		return fmt.Errorf("request %s: archive %s: %w", req.ID, system, err)
+	}
+	dir := filepath.Join(r.c.ArchiveDir, req.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	sealed := r.c.Seal(b, ad("request-archive", req.Tenant, req.ID, system))
+	tmp := filepath.Join(dir, system+".part.tmp")
+	if err := os.WriteFile(tmp, sealed, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, system+".part"))
+}
+
+// ReadArchivePart opens one system's part of a request's access archive.
+func (r *Runner) ReadArchivePart(req *lethe.Request, system string) ([]byte, error) {
+	sealed, err := os.ReadFile(filepath.Join(r.c.ArchiveDir, req.ID, system+".part"))
+	if err != nil {
+		return nil, err
+	}
+	return r.c.OpenSeal(sealed, ad("request-archive", req.Tenant, req.ID, system))
+}
+
+// Receipt is the signed record of an erasure.
+type Receipt struct {
+	RequestID      string          `json:"request_id"`
+	Tenant         string          `json:"tenant"`
+	SubjectID      string          `json:"subject_id,omitempty"`
+	Type           string          `json:"type"`
+	ReceivedAt     time.Time       `json:"received_at"`
+	Systems        []ReceiptSystem `json:"systems"`
+	KeyDestroyedAt *time.Time      `json:"key_destroyed_at,omitempty"`
+	CompletedAt    time.Time       `json:"completed_at"`
+}
+
+// ReceiptSystem is one system's part of a receipt.
+type ReceiptSystem struct {
+	System string            `json:"system"`
+	State  lethe.TaskState   `json:"state"`
+	Report *connector.Report `json:"report,omitempty"`
+}
+
+// SignedReceipt is a receipt and its signature over the receipt's JSON.
+type SignedReceipt struct {
+	Receipt   json.RawMessage `json:"receipt"`
+	Signature string          `json:"signature"` // base64
+}
+
+// finish closes a request once none of its tasks is pending or running:
+// completed if every system is done (for an erasure, after destroying the
+// subject's key and signing the receipt), else partially completed.
+func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
+	req, err := r.c.Store.Request(ctx, job.Args.Tenant, job.Args.RequestID)
+	if err != nil {
+		return err
+	}
+	if !req.State.Open() {
+		return nil
+	}
+	tasks, err := r.c.Store.Tasks(ctx, req.ID)
+	if err != nil {
+		return err
+	}
+	allDone := true
+	for _, t := range tasks {
+		switch t.State {
+		case lethe.TaskPending, lethe.TaskRunning:
+			return nil // a later task's end finishes it
+		case lethe.TaskDone:
+		default:
+			allDone = false
+		}
+	}
+	now := r.c.Now().UTC()
+	if req.State == lethe.RequestApproved {
+		req.State, req.UpdatedAt = lethe.RequestRunning, now
+		if err := r.update(ctx, "request.running", req); err != nil {
+			return err
+		}
+	}
+	if !allDone {
+		if req.State == lethe.RequestPartial {
+			return nil
+		}
+		req.State, req.UpdatedAt = lethe.RequestPartial, now
+		return r.update(ctx, "request.partially_completed", req)
+	}
+	rc := Receipt{RequestID: req.ID, Tenant: req.Tenant, SubjectID: req.SubjectID, Type: string(req.Type), ReceivedAt: req.ReceivedAt}
+	for _, t := range tasks {
+		s := ReceiptSystem{System: t.System, State: t.State}
+		if len(t.Report) > 0 {
+			var rep connector.Report
+			if json.Unmarshal(t.Report, &rep) == nil {
+				s.Report = &rep
+			}
+		}
+		rc.Systems = append(rc.Systems, s)
+	}
+	if req.Type == lethe.RequestErasure && req.SubjectID != "" {
+		_, err := r.c.Vault.EraseSubject(ctx, actorOf(req), req.Tenant, req.SubjectID)
+		if code := lethe.ErrorCode(err); err != nil && code != lethe.EGONE && code != lethe.ENOTFOUND {
+			return fmt.Errorf("request %s: erase subject: %w", req.ID, err)
+		}
+		destroyed := r.c.Now().UTC()
+		rc.KeyDestroyedAt = &destroyed
+	}
+	rc.CompletedAt = r.c.Now().UTC()
+	if req.Type == lethe.RequestErasure {
+		body, err := json.Marshal(rc)
+		if err != nil {
+			return err
+		}
+		signed, err := json.Marshal(SignedReceipt{Receipt: body, Signature: base64.StdEncoding.EncodeToString(r.c.Sign(body))})
+		if err != nil {
+			return err
+		}
+		req.Receipt = signed
+	}
+	closed := rc.CompletedAt
+	req.State, req.ClosedAt, req.UpdatedAt = lethe.RequestCompleted, &closed, closed
+	return r.update(ctx, "request.completed", req)
+}

@@ -1,0 +1,341 @@
+package request_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/examples/shop"
+	"github.com/lethe-privacy/lethe/internal/audit/audittest"
+	"github.com/lethe-privacy/lethe/internal/connector"
+	"github.com/lethe-privacy/lethe/internal/connector/files"
+	connsqlite "github.com/lethe-privacy/lethe/internal/connector/sqlite"
+	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/jobs"
+	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/request"
+	"github.com/lethe-privacy/lethe/internal/sqlite"
+	"github.com/lethe-privacy/lethe/internal/vault"
+)
+
+// world is a deployment with the sample shop's database (SQLite) and
+// uploads as its systems, a real vault, and the job queue running.
+type world struct {
+	svc      *request.Service
+	runner   *request.Runner
+	store    *sqlite.RequestStore
+	vault    *vault.Service
+	shopDB   *sql.DB
+	uploads  string
+	cs       []shop.Customer
+	subjects map[int64]string // customer ID → subject ID
+	pub      ed25519.PublicKey
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	data, err := sqlite.OpenData(ctx, filepath.Join(dir, "data.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysDB, err := sqlite.OpenKeys(ctx, filepath.Join(dir, "keys.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { data.Close(); keysDB.Close() })
+	keys := sqlite.NewKeyStore(keysDB)
+	log := audittest.Open(t, filepath.Join(dir, "audit"), keys)
+	kms, _, err := vault.OpenLocalKMS(filepath.Join(dir, "master.key"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := vault.New(ctx, vault.Config{Store: sqlite.NewVaultStore(data), Keys: keys, KMS: kms, Audit: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{vault: v, store: sqlite.NewRequestStore(data), uploads: filepath.Join(dir, "uploads"), subjects: map[int64]string{}}
+
+	// The shop, its customers in the vault with their Lethe IDs.
+	shopPath := filepath.Join(dir, "shop.db")
+	if w.shopDB, err = sql.Open("sqlite", "file:"+shopPath+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.shopDB.Close() })
+	if err := shop.Create(ctx, w.shopDB, shop.SQLite); err != nil {
+		t.Fatal(err)
+	}
+	if w.cs, err = shop.Seed(ctx, w.shopDB, shop.SQLite, 8, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := shop.SeedFiles(w.uploads, w.cs); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range w.cs {
+		s, err := v.CreateSubject(ctx, lethe.Actor{KeyID: "key_shop", Role: lethe.RoleService}, lethe.NewSubject{Identifiers: shop.Identifiers(c)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.subjects[c.ID] = s.ID
+		if _, err := w.shopDB.Exec("UPDATE customers SET lethe_id = ? WHERE id = ?", s.ID, c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	m, err := datamap.Load(filepath.Join("..", "..", "examples", "shop", "lethe.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shopSys, _ := m.System("shop")
+	shopCopy := *shopSys
+	shopCopy.Kind, shopCopy.Connection = datamap.KindSQLite, datamap.SecretRef{Path: shopPath}
+	upSys, _ := m.System("uploads")
+	upCopy := *upSys
+	upCopy.Connection = datamap.SecretRef{Path: w.uploads}
+	open := func(ctx context.Context, name string) (connector.Connector, error) {
+		switch name {
+		case "shop":
+			return connsqlite.Open(ctx, &shopCopy)
+		case "uploads":
+			return files.Open(ctx, &upCopy)
+		}
+		return nil, fmt.Errorf("no system %s", name)
+	}
+
+	sealKey := vault.NewKey()
+	seal := func(p, ad []byte) []byte { return vault.Seal(&sealKey, p, ad) }
+	unseal := func(s, ad []byte) ([]byte, error) { return vault.Open(&sealKey, s, ad) }
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	w.pub = pub
+	w.runner, err = request.NewRunner(request.RunnerConfig{
+		Store: w.store, Systems: []string{"shop", "uploads"}, Open: open, Vault: v,
+		PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
+			k, err := v.PseudonymKey(ctx, tenant, id)
+			return k[:], err
+		},
+		Audit: log, Seal: seal, OpenSeal: unseal, ArchiveDir: filepath.Join(dir, "archives"),
+		Sign: func(msg []byte) []byte { return ed25519.Sign(priv, msg) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qdb, err := jobs.OpenSQLite(filepath.Join(dir, "jobs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { qdb.Close() })
+	cfg := jobs.Config{SQLite: qdb, Workers: w.runner.Workers(), RetryPolicy: &jobs.Backoff{Base: 50 * time.Millisecond, Max: time.Second}, MaxAttempts: 3}
+	if err := jobs.Migrate(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	q, err := jobs.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		q.Stop(sctx)
+	})
+	w.runner.SetQueue(q)
+	outbox, err := mail.NewOutbox(filepath.Join(dir, "outbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.svc, err = request.New(request.Config{Store: w.store, Subjects: v, Mail: outbox, Audit: log, Key: bytes.Repeat([]byte{5}, 32),
+		Seal: seal, Open: unseal, Start: w.runner.Start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// wait returns the request once it is closed or partially completed.
+func (w *world) wait(t *testing.T, id string) *lethe.Request {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := w.store.Request(context.Background(), lethe.DefaultTenant, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.State.Open() || r.State == lethe.RequestPartial {
+			return r
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tasks, _ := w.store.Tasks(context.Background(), id)
+	t.Fatalf("request %s did not finish: tasks %+v", id, tasks)
+	return nil
+}
+
+var dpo = lethe.Actor{KeyID: "key_dpo", Role: lethe.RoleDPO}
+
+// TestErasureRuns: an approved erasure runs in every system through the
+// job queue, the subject's key is destroyed last, and the receipt is
+// signed; nothing of the customer is left but pseudonyms, and nobody else
+// is touched.
+func TestErasureRuns(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	c := w.cs[2]
+	r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestErasure, SubjectID: w.subjects[c.ID], Contact: c.Email, Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.Approve(ctx, dpo, lethe.DefaultTenant, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := w.wait(t, r.ID)
+	if done.State != lethe.RequestCompleted || len(done.Receipt) == 0 {
+		t.Fatalf("got %s, receipt %d bytes", done.State, len(done.Receipt))
+	}
+	var signed request.SignedReceipt
+	if err := json.Unmarshal(done.Receipt, &signed); err != nil {
+		t.Fatal(err)
+	}
+	sig, _ := base64.StdEncoding.DecodeString(signed.Signature)
+	if !ed25519.Verify(w.pub, signed.Receipt, sig) {
+		t.Error("the receipt's signature does not verify")
+	}
+	var rc request.Receipt
+	json.Unmarshal(signed.Receipt, &rc)
+	if len(rc.Systems) != 2 || rc.KeyDestroyedAt == nil || rc.SubjectID != w.subjects[c.ID] {
+		t.Errorf("receipt: %s", signed.Receipt)
+	}
+	for _, s := range rc.Systems {
+		if s.State != lethe.TaskDone || s.Report == nil || s.Report.Total() == 0 {
+			t.Errorf("receipt system %s: %+v", s.System, s)
+		}
+	}
+	if strings.Contains(string(signed.Receipt), c.Email) || strings.Contains(string(signed.Receipt), c.FullName) {
+		t.Error("the receipt holds a personal value")
+	}
+	if _, err := w.vault.ReadSubject(ctx, dpo, lethe.DefaultTenant, w.subjects[c.ID], lethe.ReadOptions{}); lethe.ErrorCode(err) != lethe.EGONE {
+		t.Errorf("the subject after erasure: got %v, want %s", err, lethe.EGONE)
+	}
+	// Nothing of the customer in any table or file; the others intact.
+	dumpText := dumpShop(t, w.shopDB) + dumpFiles(t, w.uploads)
+	for i, v := range c.PersonalValues() {
+		if strings.Contains(dumpText, v) {
+			t.Errorf("value #%d of the customer survived the erasure", i)
+		}
+	}
+	for _, o := range w.cs {
+		if o.ID == c.ID {
+			continue
+		}
+		if !strings.Contains(dumpText, o.Email) {
+			t.Errorf("customer %d lost their data", o.ID)
+		}
+	}
+}
+
+// TestAccessRuns: an access request gathers the person's data from every
+// system into the sealed archive, and nobody else's.
+func TestAccessRuns(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	c := w.cs[4]
+	r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestAccess, SubjectID: w.subjects[c.ID], Contact: c.Email, Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := w.wait(t, r.ID)
+	if done.State != lethe.RequestCompleted {
+		t.Fatalf("got %s", done.State)
+	}
+	var all strings.Builder
+	for _, s := range []string{"shop", "uploads"} {
+		b, err := w.runner.ReadArchivePart(done, s)
+		if err != nil {
+			t.Fatalf("archive %s: %v", s, err)
+		}
+		var part struct {
+			Records []struct{ Fields map[string]any }
+			Files   []struct{ Data []byte }
+		}
+		if err := json.Unmarshal(b, &part); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range part.Records {
+			for _, v := range r.Fields {
+				fmt.Fprintf(&all, "%v\n", v)
+			}
+		}
+		for _, f := range part.Files {
+			all.Write(f.Data)
+		}
+	}
+	for i, v := range c.PersonalValues() {
+		if !strings.Contains(all.String(), v) {
+			t.Errorf("the archive lacks value #%d", i)
+		}
+	}
+	for _, o := range w.cs {
+		if o.ID != c.ID && strings.Contains(all.String(), o.Email) {
+			t.Errorf("the archive holds customer %d's address", o.ID)
+		}
+	}
+	raw, _ := os.ReadFile(filepath.Join(filepath.Dir(w.uploads), "archives", r.ID, "shop.part"))
+	if bytes.Contains(raw, []byte(c.Email)) {
+		t.Error("the archive is stored in clear")
+	}
+}
+
+func dumpShop(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	var b strings.Builder
+	for _, table := range shop.Tables() {
+		rows, err := db.Query("SELECT * FROM " + table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			rows.Scan(ptrs...)
+			for _, v := range vals {
+				if bs, ok := v.([]byte); ok {
+					v = string(bs)
+				}
+				fmt.Fprintf(&b, "%v|", v)
+			}
+			b.WriteByte('\n')
+		}
+		rows.Close()
+	}
+	return b.String()
+}
+
+func dumpFiles(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			data, _ := os.ReadFile(p)
+			b.Write(data)
+		}
+		return nil
+	})
+	return b.String()
+}
