@@ -33,6 +33,7 @@ type Config struct {
 	AuditRetention   time.Duration // --audit-retention, LETHE_AUDIT_RETENTION: prune audit events older than this; 0 keeps all
 	AuditStartNewLog bool          // --audit-start-new-log: set a damaged audit log aside and begin a new one
 	Purposes         string        // --purposes, LETHE_PURPOSES: the purposes file (default purposes.yaml in the data directory, if present)
+	Datamap          string        // --datamap, LETHE_DATAMAP: the data map the requests run across (a file or directory)
 	Organisation     string        // --organisation, LETHE_ORGANISATION: the controller's name, in messages to people
 	SMTPAddr         string        // --smtp-addr, LETHE_SMTP_ADDR: HOST:PORT of the mail server; empty writes mail to DataDir/outbox
 	SMTPFrom         string        // --smtp-from, LETHE_SMTP_FROM
@@ -78,6 +79,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	env("LETHE_LOG_LEVEL", &c.LogLevel)
 	env("LETHE_AUDIT_PUBLISH", &c.AuditPublish)
 	env("LETHE_PURPOSES", &c.Purposes)
+	env("LETHE_DATAMAP", &c.Datamap)
 	env("LETHE_ORGANISATION", &c.Organisation)
 	env("LETHE_SMTP_ADDR", &c.SMTPAddr)
 	env("LETHE_SMTP_FROM", &c.SMTPFrom)
@@ -126,6 +128,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.StringVar(&c.AuditPublish, "audit-publish", c.AuditPublish, "also send every audit checkpoint to these places, comma-separated: file paths, or https:// URLs to POST it to")
 	fs.StringVar(&c.Purposes, "purposes", c.Purposes, "YAML file declaring the purposes of processing (default: purposes.yaml in the data directory, if present; see docs/consent.md)")
 	fs.BoolVar(&c.AuditStartNewLog, "audit-start-new-log", c.AuditStartNewLog, "if the audit log is damaged or rolled back, move it aside (kept as evidence) and begin a new one instead of refusing to start")
+	fs.StringVar(&c.Datamap, "datamap", c.Datamap, "the data map (lethe.yaml, or a directory of YAML files) whose systems requests are carried out in; see docs/datamap.md")
 	fs.StringVar(&c.Organisation, "organisation", c.Organisation, "the controller's name, used in messages to people about their requests")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", c.SMTPAddr, "mail server HOST:PORT for request codes and results (TLS required); empty: write each message to outbox/ in the data directory")
 	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "sender address of request mail")

@@ -265,7 +265,14 @@ func printRequest(w io.Writer, v *client.RequestView) {
 		fmt.Fprintf(w, "  approved: by %s\n", r.ApprovedBy)
 	}
 	if r.ClosedAt != nil {
-		fmt.Fprintf(w, "  closed:   %s: %s\n", r.ClosedAt.Format(time.RFC3339), r.Reason)
+		fmt.Fprintf(w, "  closed:   %s", r.ClosedAt.Format(time.RFC3339))
+		if r.Reason != "" {
+			fmt.Fprintf(w, ": %s", r.Reason)
+		}
+		fmt.Fprintln(w)
+	}
+	if len(r.Receipt) > 0 {
+		fmt.Fprintf(w, "  receipt:  signed erasure receipt, %d bytes (--json shows it)\n", len(r.Receipt))
 	}
 	for _, t := range v.Tasks {
 		fmt.Fprintf(w, "  system %s: %s (%d attempts)", t.System, t.State, t.Attempts)

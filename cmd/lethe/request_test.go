@@ -5,16 +5,20 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/client"
+	"github.com/lethe-privacy/lethe/examples/shop"
 	"github.com/lethe-privacy/lethe/internal/mail"
 )
 
@@ -51,20 +55,34 @@ func TestRequestCLI(t *testing.T) {
 	}
 	steps := [][]string{
 		{"request", "list", "--key-file", keyFile, "--due-within", "800h"},
-		{"request", "approve", r.ID, "--key-file", keyFile},
 		{"request", "extend", r.ID, "--key-file", keyFile, "--by", "30d", "--reason", "the request spans many systems"},
 		{"request", "show", r.ID, "--key-file", keyFile},
-		{"request", "cancel", r.ID, "--key-file", keyFile, "--reason", "the person withdrew it"},
+		{"request", "reject", r.ID, "--key-file", keyFile, "--reason", "the person could not be identified"},
 	}
-	wants := []string{r.ID + "  erasure  awaiting_approval", "approved", "extended: the request spans many systems", "approved: by", "cancelled"}
+	wants := []string{r.ID + "  erasure  awaiting_approval", "extended: the request spans many systems", "awaiting_approval", "rejected"}
 	for i, args := range steps {
 		code, out, errOut := in.run(t, args...)
 		if code != 0 || !strings.Contains(out, wants[i]) {
 			t.Errorf("%s: exit %d, got %q, want %q; %s", args[1], code, out, wants[i], errOut)
 		}
 	}
-	if code, _, errOut := in.run(t, "request", "extend", r.ID, "--key-file", keyFile, "--by", "30d"); code == 0 || !strings.Contains(errOut, "cancelled") {
-		t.Errorf("extend a cancelled request: exit %d, %s", code, errOut)
+	if code, _, errOut := in.run(t, "request", "extend", r.ID, "--key-file", keyFile, "--by", "30d", "--reason", "late"); code == 0 || !strings.Contains(errOut, "rejected") {
+		t.Errorf("extend a rejected request: exit %d, %s", code, errOut)
+	}
+	// Approved, an erasure runs (here in the vault alone: no data map) and
+	// completes with a signed receipt; the subject is gone.
+	code, out, errOut = in.run(t, "request", "create", "--key-file", keyFile, "--type", "erasure", "--subject", s.ID, "--contact-file", contact, "--verified", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("create: %s %s", out, errOut)
+	}
+	if code, out, errOut = in.run(t, "request", "approve", r.ID, "--key-file", keyFile); code != 0 {
+		t.Fatalf("approve: %s %s", out, errOut)
+	}
+	if out := waitRequest(t, in, keyFile, r.ID, "completed"); !strings.Contains(out, "receipt:  signed erasure receipt") {
+		t.Errorf("the completed erasure: %s", out)
+	}
+	if _, err := in.client(t, svc.Secret).ReadSubject(ctx, s.ID, client.ReadOptions{}); err == nil || !strings.Contains(err.Error(), "410") {
+		t.Errorf("the subject after the erasure request: %v, want 410 Gone", err)
 	}
 
 	// The person's own request, through the self-service API.
@@ -91,9 +109,24 @@ func TestRequestCLI(t *testing.T) {
 		t.Fatalf("verify: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	code, out, _ = in.run(t, "request", "show", self.ID, "--key-file", keyFile)
-	if code != 0 || !strings.Contains(out, "access request, approved") || !strings.Contains(out, "self") {
+	if out := waitRequest(t, in, keyFile, self.ID, "completed"); !strings.Contains(out, "(self, by self)") {
 		t.Errorf("the person's request: %s", out)
+	}
+}
+
+// waitRequest shows a request until it reaches state.
+func waitRequest(t *testing.T, in *instance, keyFile, id string, state lethe.RequestState) string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, out, errOut := in.run(t, "request", "show", id, "--key-file", keyFile)
+		if code == 0 && strings.Contains(out, "request, "+string(state)+"\n") {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("request %s did not reach %s: %s %s", id, state, out, errOut)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -107,4 +140,84 @@ func selfTransport(t *testing.T, dataDir string) http.RoundTripper {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
 	return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+}
+
+// TestErasureAcrossDataMap: `serve --datamap` carries an approved erasure
+// out in the shop's database and uploads, then destroys the subject's key;
+// `request show --json` gives the signed receipt.
+func TestErasureAcrossDataMap(t *testing.T) {
+	ctx := context.Background()
+	dir := exampleCopy(t, func(doc string) string {
+		doc = strings.Replace(doc, "kind: postgres", "kind: sqlite", 1)
+		doc = strings.Replace(doc, "connection: {env: SHOP_DATABASE_URL}", "connection: {path: shop.db}", 1)
+		// Only the shop's database and its uploads: cut Redis, the
+		// mailer and the spreadsheet.
+		i, j := strings.Index(doc, "  # Sessions, carts"), strings.Index(doc, "  - name: uploads")
+		doc = doc[:i] + doc[j:]
+		i, j = strings.Index(doc, "  # The mail provider"), strings.Index(doc, "flows:")
+		doc = doc[:i] + doc[j:]
+		return doc[:strings.Index(doc, "flows:")] // the flows name the systems cut
+	})
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "shop.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := shop.Create(ctx, db, shop.SQLite); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := shop.Seed(ctx, db, shop.SQLite, 4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shop.SeedFiles(filepath.Join(dir, "uploads"), cs); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	in := serve(t, data, nil, "--datamap", filepath.Join(dir, "lethe.yaml"))
+	admin := in.client(t, in.adminKey(t))
+	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
+	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
+	keyFile := filepath.Join(t.TempDir(), "dpo.key")
+	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	c := cs[1]
+	s, err := in.client(t, svc.Secret).CreateSubject(ctx, shop.Identifiers(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec("UPDATE customers SET lethe_id = ? WHERE id = ?", s.ID, c.ID)
+	contact := filepath.Join(t.TempDir(), "contact")
+	os.WriteFile(contact, []byte(c.Email), 0o600)
+	code, out, errOut := in.run(t, "request", "create", "--key-file", keyFile, "--type", "erasure", "--subject", s.ID, "--contact-file", contact, "--verified", "--json")
+	var r lethe.Request
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("create: %s %s", out, errOut)
+	}
+	if code, out, errOut := in.run(t, "request", "approve", r.ID, "--key-file", keyFile); code != 0 {
+		t.Fatalf("approve: %s %s", out, errOut)
+	}
+	waitRequest(t, in, keyFile, r.ID, "completed")
+	_, out, _ = in.run(t, "request", "show", r.ID, "--key-file", keyFile, "--json")
+	var view struct {
+		Receipt json.RawMessage     `json:"receipt"`
+		Tasks   []lethe.RequestTask `json:"tasks"`
+	}
+	json.Unmarshal([]byte(out), &view)
+	var b64 string
+	json.Unmarshal(view.Receipt, &b64)
+	if len(view.Tasks) != 2 || b64 == "" {
+		t.Fatalf("show: %s", out)
+	}
+	for _, task := range view.Tasks {
+		if task.State != lethe.TaskDone {
+			t.Errorf("system %s: %s %s", task.System, task.State, task.Error)
+		}
+	}
+	var email string
+	if err := db.QueryRow("SELECT email FROM customers WHERE id = ?", c.ID).Scan(&email); err != nil || email == c.Email || !strings.HasPrefix(email, "pse_") {
+		t.Errorf("the customer's email after erasure: %v, want a pseudonym", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "uploads", "avatars", strconv.FormatInt(c.ID, 10))); !os.IsNotExist(err) && c.Avatar != "" {
+		t.Errorf("the avatar survived: %v", err)
+	}
 }

@@ -2,13 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/connector"
+	"github.com/lethe-privacy/lethe/internal/datamap"
+	"github.com/lethe-privacy/lethe/internal/jobs"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/request"
 	"github.com/lethe-privacy/lethe/internal/vault"
@@ -18,25 +24,105 @@ import (
 // and keys their index and codes.
 const requestsSecret = "requests"
 
-// openRequests starts the data-subject request service, with mail going
-// to the configured server or to the outbox in the data directory.
-func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor lethe.Auditor, v *vault.Service, log *slog.Logger) (*request.Service, error) {
+// openRequests starts the data-subject request service and the runner that
+// carries requests out across the data map's systems, on a durable job
+// queue: with SQLite its own file beside the data store (jobs.db), with
+// PostgreSQL River's tables in the data store. The returned function
+// stops the queue: running jobs get until its context's deadline.
+func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor lethe.Auditor, v *vault.Service, log *slog.Logger) (*request.Service, func(context.Context) error, error) {
 	key, err := vault.DeploymentSecret(ctx, st.keyStore, kms, requestsSecret, nil)
 	if err != nil {
-		return nil, fmt.Errorf("requests key: %w", err)
+		return nil, nil, fmt.Errorf("requests key: %w", err)
 	}
 	sender, err := mailSender(cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	seal := vault.DeriveKey(&key, "request-seal", "", "")
 	mac := vault.DeriveKey(&key, "request-mac", "", "")
-	return request.New(request.Config{
-		Store: st.requests, Subjects: v, Mail: sender, Audit: auditor, Key: mac[:],
-		Seal:         func(p, ad []byte) []byte { return vault.Seal(&seal, p, ad) },
-		Open:         func(s, ad []byte) ([]byte, error) { return vault.Open(&seal, s, ad) },
-		Organisation: cfg.Organisation, Logger: log,
+	signSeed := vault.DeriveKey(&key, "request-receipt", "", "")
+	signer := ed25519.NewKeyFromSeed(signSeed[:32])
+	sealFn := func(p, ad []byte) []byte { return vault.Seal(&seal, p, ad) }
+	openFn := func(s, ad []byte) ([]byte, error) { return vault.Open(&seal, s, ad) }
+
+	var systems []string
+	bySystem := map[string]*datamap.System{}
+	if cfg.Datamap != "" {
+		man, err := datamap.Load(cfg.Datamap)
+		if err != nil {
+			return nil, nil, fmt.Errorf("data map: %w", err)
+		}
+		for i := range man.Systems {
+			systems = append(systems, man.Systems[i].Name)
+			bySystem[man.Systems[i].Name] = &man.Systems[i]
+		}
+		log.Info("requests run across the data map", "file", cfg.Datamap, "systems", len(systems))
+	} else {
+		log.Warn("no data map (--datamap): requests reach the vault alone; declare every system holding personal data (see docs/datamap.md)")
+	}
+	runner, err := request.NewRunner(request.RunnerConfig{
+		Store: st.requests, Systems: systems, Vault: v, Audit: auditor, Seal: sealFn, OpenSeal: openFn,
+		Open: func(ctx context.Context, name string) (connector.Connector, error) {
+			sys, ok := bySystem[name]
+			if !ok {
+				return nil, fmt.Errorf("system %s is not in the data map", name)
+			}
+			return openConnector(ctx, sys)
+		},
+		PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
+			k, err := v.PseudonymKey(ctx, tenant, id)
+			return k[:], err
+		},
+		ArchiveDir: filepath.Join(cfg.DataDir, "archives"),
+		Sign:       func(msg []byte) []byte { return ed25519.Sign(signer, msg) },
+		Logger:     log,
 	})
+	if err != nil {
+		return nil, nil, err
+	}
+	jc := jobs.Config{Workers: runner.Workers(), Logger: log}
+	var closeDB func()
+	if isPostgresURL(cfg.Store) {
+		pool, err := pgxpool.New(ctx, cfg.Store)
+		if err != nil {
+			return nil, nil, fmt.Errorf("job queue: %w", err)
+		}
+		jc.Postgres, closeDB = pool, pool.Close
+	} else {
+		db, err := jobs.OpenSQLite(filepath.Join(cfg.DataDir, "jobs.db"))
+		if err != nil {
+			return nil, nil, err
+		}
+		jc.SQLite, closeDB = db, func() { db.Close() }
+	}
+	if err := jobs.Migrate(ctx, jc); err != nil {
+		closeDB()
+		return nil, nil, fmt.Errorf("job queue: %w", err)
+	}
+	q, err := jobs.New(ctx, jc)
+	if err != nil {
+		closeDB()
+		return nil, nil, fmt.Errorf("job queue: %w", err)
+	}
+	if err := q.Start(ctx); err != nil {
+		closeDB()
+		return nil, nil, fmt.Errorf("job queue: %w", err)
+	}
+	runner.SetQueue(q)
+	stop := func(ctx context.Context) error {
+		err := q.Stop(ctx)
+		closeDB()
+		return err
+	}
+	svc, err := request.New(request.Config{
+		Store: st.requests, Subjects: v, Mail: sender, Audit: auditor, Key: mac[:],
+		Seal: sealFn, Open: openFn, Organisation: cfg.Organisation, Logger: log, Start: runner.Start,
+	})
+	if err != nil {
+		stop(context.Background())
+		return nil, nil, err
+	}
+	return svc, stop, nil
 }
 
 // mailSender returns the SMTP sender the config names, or the outbox.

@@ -191,8 +191,9 @@ type server struct {
 	stores        *stores
 	audit         auditLog
 	consent       *consent.Service
-	VerifierKey   string         // the audit log's checkpoint verifier key
-	background    sync.WaitGroup // the forget-list replay and the audit pruner
+	stopRequests  func(context.Context) error // stops the request job queue
+	VerifierKey   string                      // the audit log's checkpoint verifier key
+	background    sync.WaitGroup              // the forget-list replay and the audit pruner
 	log           *slog.Logger
 	timeout       time.Duration
 	done          chan error
@@ -253,10 +254,16 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	if err != nil {
 		return nil, fmt.Errorf("start vault: %w", err)
 	}
-	reqs, err := openRequests(ctx, cfg, st, kms.LocalKMS, s.audit, v, log)
+	reqs, stopRequests, err := openRequests(ctx, cfg, st, kms.LocalKMS, s.audit, v, log)
 	if err != nil {
 		return nil, err
 	}
+	s.stopRequests = stopRequests
+	defer func() {
+		if !ok {
+			stopRequests(context.Background())
+		}
+	}()
 	var tlsConf *tls.Config
 	if !cfg.InsecureHTTP {
 		var fingerprint string
@@ -365,7 +372,8 @@ func (s *server) Wait() error {
 		}
 	}
 	s.background.Wait()
-	closeErr := errors.Join(s.consent.Close(), s.audit.Close(), s.stores.Close())
+	stopErr := s.stopRequests(sctx)
+	closeErr := errors.Join(stopErr, s.consent.Close(), s.audit.Close(), s.stores.Close())
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
