@@ -174,6 +174,9 @@ type RequestAsk struct {
 	Purpose string `json:"purpose,omitempty"`
 	// Values are a rectification's corrections, by data category.
 	Values map[string]string `json:"values,omitempty"`
+	// Reason is the ground of a restriction or an objection, a code of
+	// ConsentReasons (other, or particular_situation, if empty).
+	Reason string `json:"reason,omitempty"`
 	// Verified says staff verified the person's identity themselves (in
 	// person, by a signed letter): no code is sent.
 	Verified bool `json:"verified,omitempty"`

@@ -16,7 +16,7 @@ import (
 
 const requestHelp = `Usage:
   lethe request create --type T (--subject ID | --contact-file F) [--contact-file F] [--verified]
-                       [--purpose P] [--values-file F]
+                       [--purpose P] [--ground G] [--values-file F]
   lethe request list [--overdue | --due-within 72h] [--state S]... [--subject ID]
   lethe request show ID
   lethe request approve ID
@@ -58,6 +58,7 @@ func (m *Main) request(ctx context.Context, args []string) error {
 	contactFile := fset.String("contact-file", "", "file holding the person's email address, - for standard input (create)")
 	verified := fset.Bool("verified", false, "you verified the person's identity yourself: send no code (create)")
 	purpose := fset.String("purpose", "", "the purpose objected to (create, objection)")
+	ground := fset.String("ground", "", "the ground of a restriction or objection: "+strings.Join(lethe.ConsentReasons, ", ")+" (create)")
 	valuesFile := fset.String("values-file", "", "JSON object of corrected values by data category, - for standard input (create, rectification)")
 	overdue := fset.Bool("overdue", false, "only open requests past their due date (list)")
 	dueWithin := fset.Duration("due-within", 0, "only open requests due within this time (list)")
@@ -93,7 +94,7 @@ func (m *Main) request(ctx context.Context, args []string) error {
 	var view *client.RequestView
 	switch sub {
 	case "create":
-		in := lethe.RequestAsk{Type: lethe.RequestType(*typ), SubjectID: *subject, Purpose: *purpose, Verified: *verified}
+		in := lethe.RequestAsk{Type: lethe.RequestType(*typ), SubjectID: *subject, Purpose: *purpose, Reason: *ground, Verified: *verified}
 		if *contactFile != "" {
 			b, err := m.readArgFile(*contactFile)
 			if err != nil {

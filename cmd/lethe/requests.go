@@ -29,7 +29,7 @@ const requestsSecret = "requests"
 // queue: with SQLite its own file beside the data store (jobs.db), with
 // PostgreSQL River's tables in the data store. The returned function
 // stops the queue: running jobs get until its context's deadline.
-func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor lethe.Auditor, v *vault.Service, log *slog.Logger) (*request.Service, func(context.Context) error, error) {
+func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor lethe.Auditor, v *vault.Service, ledger request.Ledger, log *slog.Logger) (*request.Service, func(context.Context) error, error) {
 	key, err := vault.DeploymentSecret(ctx, st.keyStore, kms, requestsSecret, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("requests key: %w", err)
@@ -61,7 +61,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 		log.Warn("no data map (--datamap): requests reach the vault alone; declare every system holding personal data (see docs/datamap.md)")
 	}
 	runner, err := request.NewRunner(request.RunnerConfig{
-		Store: st.requests, Systems: systems, Vault: v, Audit: auditor, Seal: sealFn, OpenSeal: openFn,
+		Store: st.requests, Systems: systems, Vault: v, Audit: auditor, Ledger: ledger, Seal: sealFn, OpenSeal: openFn,
 		Open: func(ctx context.Context, name string) (connector.Connector, error) {
 			sys, ok := bySystem[name]
 			if !ok {

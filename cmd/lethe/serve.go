@@ -254,7 +254,7 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	if err != nil {
 		return nil, fmt.Errorf("start vault: %w", err)
 	}
-	reqs, stopRequests, err := openRequests(ctx, cfg, st, kms.LocalKMS, s.audit, v, log)
+	reqs, stopRequests, err := openRequests(ctx, cfg, st, kms.LocalKMS, s.audit, v, s.consent, log)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,11 @@ type Vault interface {
 	EraseSubject(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Forgotten, error)
 }
 
+// Ledger records restrictions and objections (the consent service).
+type Ledger interface {
+	Record(ctx context.Context, a lethe.Actor, tenant string, recs []lethe.ConsentRecord) ([]lethe.ConsentEvent, error)
+}
+
 // RunnerConfig is what a Runner needs.
 type RunnerConfig struct {
 	Store lethe.RequestStore
@@ -37,6 +42,9 @@ type RunnerConfig struct {
 	// derived from the subject's own key (destroyed at the end).
 	PseudonymKey func(ctx context.Context, tenant, id string) ([]byte, error)
 	Audit        lethe.Auditor
+	// Ledger records a restriction or an objection once the systems are
+	// done; a request of either type fails without it.
+	Ledger Ledger
 	// Seal and Open seal the archive parts and open the contact and the
 	// details, as the Service's.
 	Seal     func(plaintext, ad []byte) []byte
@@ -456,6 +464,14 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 		req.State, req.UpdatedAt = lethe.RequestPartial, now
 		return r.update(ctx, "request.partially_completed", req)
 	}
+	// Claim the finishing: of two finishing jobs that raced here, the one
+	// whose write loses the version check leaves it to the other.
+	req.UpdatedAt = now
+	if err := r.c.Store.UpdateRequest(ctx, req); lethe.ErrorCode(err) == lethe.ECONFLICT {
+		return nil
+	} else if err != nil {
+		return err
+	}
 	rc := Receipt{RequestID: req.ID, Tenant: req.Tenant, SubjectID: req.SubjectID, Type: string(req.Type), ReceivedAt: req.ReceivedAt}
 	for _, t := range tasks {
 		s := ReceiptSystem{System: t.System, State: t.State}
@@ -466,6 +482,11 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 			}
 		}
 		rc.Systems = append(rc.Systems, s)
+	}
+	if (req.Type == lethe.RequestRestriction || req.Type == lethe.RequestObjection) && req.SubjectID != "" {
+		if err := r.record(ctx, req); err != nil {
+			return err
+		}
 	}
 	if req.Type == lethe.RequestErasure && req.SubjectID != "" {
 		_, err := r.c.Vault.EraseSubject(ctx, actorOf(req), req.Tenant, req.SubjectID)
@@ -490,4 +511,28 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 	closed := rc.CompletedAt
 	req.State, req.ClosedAt, req.UpdatedAt = lethe.RequestCompleted, &closed, closed
 	return r.update(ctx, "request.completed", req)
+}
+
+// record writes a restriction or an objection into the consent ledger,
+// once: a finish run again finds the request completed and stops before.
+func (r *Runner) record(ctx context.Context, req *lethe.Request) error {
+	if r.c.Ledger == nil {
+		return fmt.Errorf("request %s: no consent ledger to record the %s in", req.ID, req.Type)
+	}
+	raw, err := r.c.OpenSeal(req.Details, ad("request-details", req.Tenant, req.ID))
+	if err != nil {
+		return fmt.Errorf("request %s: open details: %w", req.ID, err)
+	}
+	var d details
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return fmt.Errorf("request %s: details: %w", req.ID, err)
+	}
+	rec := lethe.ConsentRecord{SubjectID: req.SubjectID, Kind: lethe.ConsentRestrict, Channel: "request", Reason: d.Reason}
+	if req.Type == lethe.RequestObjection {
+		rec.Kind, rec.Purpose = lethe.ConsentObject, d.Purpose
+	}
+	if _, err := r.c.Ledger.Record(ctx, actorOf(req), req.Tenant, []lethe.ConsentRecord{rec}); err != nil {
+		return fmt.Errorf("request %s: record the %s: %w", req.ID, req.Type, err)
+	}
+	return nil
 }

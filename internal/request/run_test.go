@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/connector/files"
 	connsqlite "github.com/lethe-privacy/lethe/internal/connector/sqlite"
+	"github.com/lethe-privacy/lethe/internal/consent"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/jobs"
 	"github.com/lethe-privacy/lethe/internal/mail"
@@ -32,6 +33,7 @@ import (
 // world is a deployment with the sample shop's database (SQLite) and
 // uploads as its systems, a real vault, and the job queue running.
 type world struct {
+	consent  *consent.Service
 	svc      *request.Service
 	runner   *request.Runner
 	store    *sqlite.RequestStore
@@ -67,6 +69,16 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w := &world{vault: v, store: sqlite.NewRequestStore(data), uploads: filepath.Join(dir, "uploads"), subjects: map[int64]string{}}
+	m, err := datamap.Load(filepath.Join("..", "..", "examples", "shop", "lethe.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.consent, err = consent.New(ctx, consent.Config{Store: sqlite.NewConsentStore(data), Subjects: vault.Directory{Store: sqlite.NewVaultStore(data), Keys: keys},
+		Audit: log, Purposes: m.Purposes, ProofKey: bytes.Repeat([]byte{3}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.consent.Close() })
 
 	// The shop, its customers in the vault with their Lethe IDs.
 	shopPath := filepath.Join(dir, "shop.db")
@@ -94,10 +106,6 @@ func newWorld(t *testing.T) *world {
 		}
 	}
 
-	m, err := datamap.Load(filepath.Join("..", "..", "examples", "shop", "lethe.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	shopSys, _ := m.System("shop")
 	shopCopy := *shopSys
 	shopCopy.Kind, shopCopy.Connection = datamap.KindSQLite, datamap.SecretRef{Path: shopPath}
@@ -125,7 +133,7 @@ func newWorld(t *testing.T) *world {
 			k, err := v.PseudonymKey(ctx, tenant, id)
 			return k[:], err
 		},
-		Audit: log, Seal: seal, OpenSeal: unseal, ArchiveDir: filepath.Join(dir, "archives"),
+		Audit: log, Ledger: w.consent, Seal: seal, OpenSeal: unseal, ArchiveDir: filepath.Join(dir, "archives"),
 		Sign: func(msg []byte) []byte { return ed25519.Sign(priv, msg) },
 	})
 	if err != nil {
@@ -295,6 +303,46 @@ func TestAccessRuns(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join(filepath.Dir(w.uploads), "archives", r.ID, "shop.part"))
 	if bytes.Contains(raw, []byte(c.Email)) {
 		t.Error("the archive is stored in clear")
+	}
+}
+
+// TestRestrictionAndObjection: once run, a restriction stops every
+// processing check and an objection the purpose objected to.
+func TestRestrictionAndObjection(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	a, b := w.cs[0], w.cs[1]
+	for _, ask := range []lethe.RequestAsk{
+		{Type: lethe.RequestRestriction, SubjectID: w.subjects[a.ID], Contact: a.Email, Verified: true, Reason: "accuracy_contested"},
+		{Type: lethe.RequestObjection, SubjectID: w.subjects[b.ID], Contact: b.Email, Verified: true, Purpose: "analytics"},
+	} {
+		r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done := w.wait(t, r.ID); done.State != lethe.RequestCompleted {
+			t.Fatalf("%s: got %s", ask.Type, done.State)
+		}
+	}
+	check := func(subject, purpose string) string {
+		d, err := w.consent.Check(ctx, lethe.DefaultTenant, subject, purpose, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.Reason
+	}
+	if got := check(w.subjects[a.ID], "orders"); got != lethe.DecisionRestricted {
+		t.Errorf("restricted subject, orders: got %s", got)
+	}
+	if got := check(w.subjects[b.ID], "analytics"); got != lethe.DecisionObjected {
+		t.Errorf("objecting subject, analytics: got %s", got)
+	}
+	if got := check(w.subjects[b.ID], "orders"); got != lethe.DecisionLegalBasis {
+		t.Errorf("objecting subject, orders: got %s", got)
+	}
+	hist, _ := w.consent.History(ctx, dpo, lethe.DefaultTenant, w.subjects[a.ID])
+	if len(hist) != 1 || hist[0].Reason != "accuracy_contested" || hist[0].Channel != "request" {
+		t.Errorf("the ledger: got %+v", hist)
 	}
 }
 

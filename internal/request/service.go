@@ -106,6 +106,7 @@ func New(c Config) (*Service, error) {
 type details struct {
 	Purpose string            `json:"purpose,omitempty"`
 	Values  map[string]string `json:"values,omitempty"`
+	Reason  string            `json:"reason,omitempty"`
 }
 
 // Create records a request and, unless staff verified the person, sends a
@@ -134,7 +135,15 @@ func (s *Service) Create(ctx context.Context, a lethe.Actor, tenant string, in l
 		r.Channel = "self"
 	}
 	r.Contact = s.c.Seal([]byte(contact), ad("request-contact", tenant, r.ID))
-	d, _ := json.Marshal(details{Purpose: in.Purpose, Values: in.Values}) // maps of strings always marshal
+	reason := in.Reason
+	switch {
+	case reason != "":
+	case in.Type == lethe.RequestRestriction:
+		reason = "other"
+	case in.Type == lethe.RequestObjection:
+		reason = "particular_situation"
+	}
+	d, _ := json.Marshal(details{Purpose: in.Purpose, Values: in.Values, Reason: reason}) // maps of strings always marshal
 	r.Details = s.c.Seal(d, ad("request-details", tenant, r.ID))
 	got, merged, err := s.c.Store.CreateRequest(ctx, r)
 	if err != nil {
@@ -180,6 +189,10 @@ func (s *Service) checkNew(tenant string, in lethe.RequestAsk, self bool) error 
 		return lethe.Errorf(lethe.EINVALID, "a rectification gives the corrected values, by data category")
 	case in.Type != lethe.RequestRectification && len(in.Values) > 0:
 		return lethe.Errorf(lethe.EINVALID, "only a rectification gives values")
+	case in.Reason != "" && in.Type != lethe.RequestRestriction && in.Type != lethe.RequestObjection:
+		return lethe.Errorf(lethe.EINVALID, "only a restriction or an objection gives a reason")
+	case in.Reason != "" && !slices.Contains(lethe.ConsentReasons, in.Reason):
+		return lethe.Errorf(lethe.EINVALID, "reason must be one of %s", strings.Join(lethe.ConsentReasons, ", "))
 	}
 	for k, v := range in.Values {
 		if !lethe.ValidPurposeKey(k) || len(v) > 4096 || !lethe.StorableToken(v) {
