@@ -59,6 +59,13 @@ func (c *Client) ApproveRequest(ctx context.Context, id string) (*RequestView, e
 	return &v, c.do(ctx, "POST", "/v1/requests/"+url.PathEscape(id)+"/approve", nil, &v)
 }
 
+// RetryRequest runs again the unfinished systems of a partially completed
+// request.
+func (c *Client) RetryRequest(ctx context.Context, id string) (*RequestView, error) {
+	var v RequestView
+	return &v, c.do(ctx, "POST", "/v1/requests/"+url.PathEscape(id)+"/retry", nil, &v)
+}
+
 // ExtendRequest moves a request's due date, with the reason.
 func (c *Client) ExtendRequest(ctx context.Context, id string, until time.Time, reason string) (*RequestView, error) {
 	in := struct {

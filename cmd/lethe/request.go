@@ -20,6 +20,7 @@ const requestHelp = `Usage:
   lethe request list [--overdue | --due-within 72h] [--state S]... [--subject ID]
   lethe request show ID
   lethe request approve ID
+  lethe request retry ID                 run again the systems a partially completed request has not finished
   lethe request extend ID --by 30d|--until 2026-09-01 --reason "…"
   lethe request cancel ID --reason "…"
   lethe request reject ID --reason "…"
@@ -42,7 +43,7 @@ func (f *stateFlags) Set(v string) error {
 
 func (m *Main) request(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("request needs a subcommand: create, list, show, approve, extend, cancel or reject\n\n%s", requestHelp)
+		return usageErrorf("request needs a subcommand: create, list, show, approve, retry, extend, cancel or reject\n\n%s", requestHelp)
 	}
 	sub := args[0]
 	fset := m.newFlagSet("request " + sub)
@@ -143,6 +144,13 @@ func (m *Main) request(ctx context.Context, args []string) error {
 			return err
 		}
 		if view, err = c.ApproveRequest(ctx, id); err != nil {
+			return err
+		}
+	case "retry":
+		if err := needID(); err != nil {
+			return err
+		}
+		if view, err = c.RetryRequest(ctx, id); err != nil {
 			return err
 		}
 	case "extend":

@@ -116,7 +116,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 	}
 	svc, err := request.New(request.Config{
 		Store: st.requests, Subjects: v, Mail: sender, Audit: auditor, Key: mac[:],
-		Seal: sealFn, Open: openFn, Organisation: cfg.Organisation, Logger: log, Start: runner.Start,
+		Seal: sealFn, Open: openFn, Organisation: cfg.Organisation, Logger: log, Start: runner.Start, Retry: runner.Retry,
 	})
 	if err != nil {
 		stop(context.Background())

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,7 +25,9 @@ import (
 	"github.com/lethe-privacy/lethe/internal/api"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/audit/audittest"
+	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/consent"
+	"github.com/lethe-privacy/lethe/internal/jobs"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/request"
 	"github.com/lethe-privacy/lethe/internal/sqlite"
@@ -45,6 +48,7 @@ var testPurposes = []lethe.Purpose{
 }
 
 type fixture struct {
+	reqStore lethe.RequestStore
 	outbox   *mail.Outbox
 	requests *request.Service
 	audit    *audit.Log
@@ -103,10 +107,41 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 			t.Fatal(err)
 		}
 		sealKey := vault.NewKey()
+		seal := func(p, ad []byte) []byte { return vault.Seal(&sealKey, p, ad) }
+		unseal := func(s, ad []byte) ([]byte, error) { return vault.Open(&sealKey, s, ad) }
+		f.reqStore = sqlite.NewRequestStore(db)
+		v := f.vault.(*vault.Service)
+		// A runner over no systems, on a real queue, for the retry route.
+		_, priv, _ := ed25519.GenerateKey(nil)
+		runner, err := request.NewRunner(request.RunnerConfig{Store: f.reqStore, Open: func(context.Context, string) (connector.Connector, error) {
+			return nil, errors.New("no systems")
+		}, Vault: v, Audit: f.audit, Seal: seal, OpenSeal: unseal, ArchiveDir: filepath.Join(dir, "archives"),
+			PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
+				k, err := v.PseudonymKey(ctx, tenant, id)
+				return k[:], err
+			},
+			Sign: func(m []byte) []byte { return ed25519.Sign(priv, m) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		qdb, err := jobs.OpenSQLite(filepath.Join(dir, "jobs.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jc := jobs.Config{SQLite: qdb, Workers: runner.Workers()}
+		if err := jobs.Migrate(ctx, jc); err != nil {
+			t.Fatal(err)
+		}
+		q, err := jobs.New(ctx, jc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Start(ctx)
+		t.Cleanup(func() { sctx, cancel := context.WithTimeout(ctx, 5*time.Second); q.Stop(sctx); cancel(); qdb.Close() })
+		runner.SetQueue(q)
 		f.requests, err = request.New(request.Config{
-			Store: sqlite.NewRequestStore(db), Subjects: f.vault.(*vault.Service), Mail: f.outbox, Audit: f.audit, Key: bytes.Repeat([]byte{8}, 32),
-			Seal: func(p, ad []byte) []byte { return vault.Seal(&sealKey, p, ad) },
-			Open: func(s, ad []byte) ([]byte, error) { return vault.Open(&sealKey, s, ad) },
+			Store: f.reqStore, Subjects: v, Mail: f.outbox, Audit: f.audit, Key: bytes.Repeat([]byte{8}, 32),
+			Seal: seal, Open: unseal, Retry: runner.Retry,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -257,6 +292,17 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		return "/v1/requests/" + f.newRequest(t, lethe.RequestAccess, newSubject()).ID, ""
 	case "POST /v1/requests/{id}/approve":
 		return "/v1/requests/" + f.newRequest(t, lethe.RequestErasure, newSubject()).ID + "/approve", ""
+	case "POST /v1/requests/{id}/retry":
+		// A partially completed request (moved there through the store:
+		// the fixture's service runs nothing by itself).
+		r := f.newRequest(t, lethe.RequestAccess, newSubject())
+		for _, st := range []lethe.RequestState{lethe.RequestRunning, lethe.RequestPartial} {
+			r.State = st
+			if err := f.reqStore.UpdateRequest(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return "/v1/requests/" + r.ID + "/retry", ""
 	case "POST /v1/requests/{id}/extend":
 		r := f.newRequest(t, lethe.RequestAccess, newSubject())
 		return "/v1/requests/" + r.ID + "/extend", fmt.Sprintf(`{"until":%q,"reason":"matrix"}`, r.ReceivedAt.AddDate(0, 2, 0).Format(time.RFC3339Nano))

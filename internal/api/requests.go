@@ -17,6 +17,7 @@ type Requests interface {
 	Verify(ctx context.Context, tenant, id, code string) (*lethe.Request, error)
 	ResendCode(ctx context.Context, tenant, id string) error
 	Approve(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Request, error)
+	Retry(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Request, error)
 	Extend(ctx context.Context, a lethe.Actor, tenant, id string, until time.Time, reason string) (*lethe.Request, error)
 	Close(ctx context.Context, a lethe.Actor, tenant, id string, state lethe.RequestState, reason string) (*lethe.Request, error)
 	Request(ctx context.Context, tenant, id string) (*lethe.Request, error)
@@ -32,6 +33,7 @@ func (s *Server) requestRoutes() []Route {
 		{Method: "GET", Path: "/v1/requests", Permission: lethe.PermRequestsRead, Summary: "List requests by due date: state=… (repeatable), due_before=RFC3339 (overdue and due-soon lists), subject=, limit=, after_due= and after= to page", Response: requestList{}, Status: 200, Errors: []int{400}, handle: s.listRequests},
 		{Method: "GET", Path: "/v1/requests/{id}", Permission: lethe.PermRequestsRead, Summary: "A request and the progress of its task per system", Response: requestView{}, Status: 200, Errors: []int{400, 404}, handle: s.getRequest},
 		{Method: "POST", Path: "/v1/requests/{id}/approve", Permission: lethe.PermRequestsManage, Summary: "Approve a verified request that policy holds for approval", Response: requestView{}, Status: 200, Errors: []int{400, 404, 409}, handle: s.approveRequest},
+		{Method: "POST", Path: "/v1/requests/{id}/retry", Permission: lethe.PermRequestsManage, Summary: "Run again the systems a partially completed request has not finished (after a system's job gave up)", Response: requestView{}, Status: 200, Errors: []int{400, 404, 409}, handle: s.retryRequest},
 		{Method: "POST", Path: "/v1/requests/{id}/extend", Permission: lethe.PermRequestsManage, Summary: "Extend a request's due date, by at most two months in all, with the reason the person is told (Art. 12(3))", Request: extendRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.extendRequest},
 		{Method: "POST", Path: "/v1/requests/{id}/close", Permission: lethe.PermRequestsManage, Summary: "Reject or cancel an open request, with a reason", Request: closeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.closeRequest},
 		{Method: "POST", Path: "/v1/self/requests", Permission: lethe.PermPublic, Summary: "A person's own request: a code goes to the address given; the answer is the same whether or not anything is held on the person", Request: selfAsk{}, Response: selfView{}, Status: 202, Errors: []int{400, 413, 415, 429}, handle: s.selfCreateRequest},
@@ -135,6 +137,19 @@ func (s *Server) approveRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	req, err := s.requests.Approve(r.Context(), a, tenant, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, requestView{Request: *req})
+	return nil
+}
+
+func (s *Server) retryRequest(w http.ResponseWriter, r *http.Request) error {
+	a, tenant, id, err := s.requestOf(r)
+	if err != nil {
+		return err
+	}
+	req, err := s.requests.Retry(r.Context(), a, tenant, id)
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,7 @@ type Vault interface {
 // Ledger records restrictions and objections (the consent service).
 type Ledger interface {
 	Record(ctx context.Context, a lethe.Actor, tenant string, recs []lethe.ConsentRecord) ([]lethe.ConsentEvent, error)
+	History(ctx context.Context, a lethe.Actor, tenant, subjectID string) ([]lethe.ConsentEvent, error)
 }
 
 // RunnerConfig is what a Runner needs.
@@ -222,10 +223,11 @@ func (r *Runner) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{task}); err != nil {
 			return err
 		}
-		if task.State == lethe.TaskFailed {
-			r.enqueueFinish(ctx, req)
-		}
-		r.c.Logger.Warn("request task failed", "request", req.ID, "system", a.System, "attempt", job.Attempt, "err", runErr.Error())
+		// The request shows as partially completed while this system is
+		// retried, once the others are done; this job's success later
+		// completes it.
+		r.enqueueFinish(ctx, req)
+		r.c.Logger.Warn("request task failed", "request", req.ID, "system", a.System, "attempt", job.Attempt, "max_attempts", job.MaxAttempts, "err", runErr.Error())
 		return runErr
 	}
 	task.Error, task.State = "", lethe.TaskDone
@@ -400,6 +402,43 @@ func (r *Runner) ReadArchivePart(req *lethe.Request, system string) ([]byte, err
 	return r.c.OpenSeal(sealed, ad("request-archive", req.Tenant, req.ID, system))
 }
 
+// Retry runs again the tasks of a partially completed request that are
+// not done: after a system's job gave up, once the system is back. It is
+// idempotent.
+func (r *Runner) Retry(ctx context.Context, req *lethe.Request) error {
+	if req.State != lethe.RequestPartial {
+		return lethe.Errorf(lethe.ECONFLICT, "request %s is %s, not partially completed", req.ID, req.State)
+	}
+	q, err := r.q()
+	if err != nil {
+		return err
+	}
+	tasks, err := r.c.Store.Tasks(ctx, req.ID)
+	if err != nil {
+		return err
+	}
+	var again []lethe.RequestTask
+	for _, t := range tasks {
+		if t.State == lethe.TaskFailed || t.State == lethe.TaskPending {
+			t.State, t.UpdatedAt = lethe.TaskPending, r.c.Now().UTC()
+			again = append(again, t)
+		}
+	}
+	if err := r.c.Store.PutTasks(ctx, again); err != nil {
+		return err
+	}
+	req.State, req.UpdatedAt = lethe.RequestRunning, r.c.Now().UTC()
+	if err := r.update(ctx, "request.retry", req); err != nil {
+		return err
+	}
+	for _, t := range again {
+		if err := q.Insert(ctx, TaskArgs{RequestID: req.ID, Tenant: req.Tenant, System: t.System}, unique); err != nil {
+			return err
+		}
+	}
+	return r.enqueueFinish(ctx, req)
+}
+
 // Receipt is the signed record of an erasure.
 type Receipt struct {
 	RequestID      string          `json:"request_id"`
@@ -442,11 +481,11 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 	}
 	allDone := true
 	for _, t := range tasks {
-		switch t.State {
-		case lethe.TaskPending, lethe.TaskRunning:
+		switch {
+		case t.State == lethe.TaskDone:
+		case t.State == lethe.TaskRunning, t.State == lethe.TaskPending && t.Error == "":
 			return nil // a later task's end finishes it
-		case lethe.TaskDone:
-		default:
+		default: // failed, waiting, or pending a retry after an error
 			allDone = false
 		}
 	}
@@ -526,6 +565,17 @@ func (r *Runner) record(ctx context.Context, req *lethe.Request) error {
 	var d details
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return fmt.Errorf("request %s: details: %w", req.ID, err)
+	}
+	// Recorded already by an earlier run of this finish (a retry after a
+	// crash, or a racing job)? The events name the request as recorder.
+	hist, err := r.c.Ledger.History(ctx, actorOf(req), req.Tenant, req.SubjectID)
+	if err != nil {
+		return fmt.Errorf("request %s: consent history: %w", req.ID, err)
+	}
+	for _, ev := range hist {
+		if ev.KeyID == actorOf(req).KeyID {
+			return nil
+		}
 	}
 	rec := lethe.ConsentRecord{SubjectID: req.SubjectID, Kind: lethe.ConsentRestrict, Channel: "request", Reason: d.Reason}
 	if req.Type == lethe.RequestObjection {

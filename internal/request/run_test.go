@@ -7,11 +7,13 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +35,8 @@ import (
 // world is a deployment with the sample shop's database (SQLite) and
 // uploads as its systems, a real vault, and the job queue running.
 type world struct {
+	qdb      *sql.DB
+	down     atomic.Bool // the uploads system is unreachable
 	consent  *consent.Service
 	svc      *request.Service
 	runner   *request.Runner
@@ -117,6 +121,9 @@ func newWorld(t *testing.T) *world {
 		case "shop":
 			return connsqlite.Open(ctx, &shopCopy)
 		case "uploads":
+			if w.down.Load() {
+				return nil, errors.New("system uploads: the file server is unreachable")
+			}
 			return files.Open(ctx, &upCopy)
 		}
 		return nil, fmt.Errorf("no system %s", name)
@@ -144,6 +151,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { qdb.Close() })
+	w.qdb = qdb
 	cfg := jobs.Config{SQLite: qdb, Workers: w.runner.Workers(), RetryPolicy: &jobs.Backoff{Base: 50 * time.Millisecond, Max: time.Second}, MaxAttempts: 3}
 	if err := jobs.Migrate(ctx, cfg); err != nil {
 		t.Fatal(err)
@@ -176,19 +184,38 @@ func newWorld(t *testing.T) *world {
 // wait returns the request once it is closed or partially completed.
 func (w *world) wait(t *testing.T, id string) *lethe.Request {
 	t.Helper()
+	return w.waitFor(t, id, func(s lethe.RequestState) bool { return !s.Open() || s == lethe.RequestPartial })
+}
+
+// waitFor returns the request once its state satisfies ok.
+func (w *world) waitFor(t *testing.T, id string, ok func(lethe.RequestState) bool) *lethe.Request {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		r, err := w.store.Request(context.Background(), lethe.DefaultTenant, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !r.State.Open() || r.State == lethe.RequestPartial {
+		if ok(r.State) {
 			return r
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	tasks, _ := w.store.Tasks(context.Background(), id)
-	t.Fatalf("request %s did not finish: tasks %+v", id, tasks)
+	if w.qdb != nil {
+		rows, err := w.qdb.Query("SELECT id, kind, state, attempt, max_attempts, scheduled_at FROM river_job")
+		if err == nil {
+			for rows.Next() {
+				var id, attempt, maxA int
+				var kind, state, sched string
+				rows.Scan(&id, &kind, &state, &attempt, &maxA, &sched)
+				t.Logf("job %d %s %s attempt %d/%d scheduled %s", id, kind, state, attempt, maxA, sched)
+			}
+			rows.Close()
+		}
+	}
+	r, _ := w.store.Request(context.Background(), lethe.DefaultTenant, id)
+	t.Fatalf("request %s did not finish (%s): %d tasks", id, r.State, len(tasks))
 	return nil
 }
 
@@ -303,6 +330,69 @@ func TestAccessRuns(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join(filepath.Dir(w.uploads), "archives", r.ID, "shop.part"))
 	if bytes.Contains(raw, []byte(c.Email)) {
 		t.Error("the archive is stored in clear")
+	}
+}
+
+// TestUnreachableSystem: while one system cannot be reached the request is
+// partially completed, the others done; once it is back, the request
+// completes, and nothing ran twice with effect.
+func TestUnreachableSystem(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	c := w.cs[3]
+	w.down.Store(true)
+	r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestErasure, SubjectID: w.subjects[c.ID], Contact: c.Email, Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.Approve(ctx, dpo, lethe.DefaultTenant, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	partial := w.wait(t, r.ID)
+	if partial.State != lethe.RequestPartial {
+		t.Fatalf("with uploads down: got %s, want partially_completed", partial.State)
+	}
+	tasks, _ := w.store.Tasks(ctx, r.ID)
+	for _, task := range tasks {
+		switch task.System {
+		case "shop":
+			if task.State != lethe.TaskDone {
+				t.Errorf("shop: %s", task.State)
+			}
+		case "uploads":
+			if task.State == lethe.TaskDone || !strings.Contains(task.Error, "unreachable") {
+				t.Errorf("uploads: %s %q", task.State, task.Error)
+			}
+		}
+	}
+	// The subject's key is not destroyed while a system still holds data.
+	if _, err := w.vault.ReadSubject(ctx, dpo, lethe.DefaultTenant, w.subjects[c.ID], lethe.ReadOptions{}); err != nil {
+		t.Errorf("the subject while partially erased: %v", err)
+	}
+	w.down.Store(false)
+	// Its job may still be retrying; if it gave up, staff retry.
+	if cur, _ := w.store.Request(ctx, lethe.DefaultTenant, r.ID); cur.State == lethe.RequestPartial {
+		tasks, _ := w.store.Tasks(ctx, r.ID)
+		for _, task := range tasks {
+			if task.State == lethe.TaskFailed {
+				if err := w.runner.Retry(ctx, cur); err != nil && lethe.ErrorCode(err) != lethe.ECONFLICT {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	done := w.waitFor(t, r.ID, func(s lethe.RequestState) bool { return s == lethe.RequestCompleted })
+	var signed request.SignedReceipt
+	json.Unmarshal(done.Receipt, &signed)
+	var rc request.Receipt
+	json.Unmarshal(signed.Receipt, &rc)
+	for _, s := range rc.Systems {
+		if s.State != lethe.TaskDone {
+			t.Errorf("receipt: %s %s", s.System, s.State)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(w.uploads, "avatars", fmt.Sprint(c.ID))); c.Avatar != "" && !os.IsNotExist(err) {
+		t.Errorf("the avatar survived: %v", err)
 	}
 }
 

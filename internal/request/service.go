@@ -62,7 +62,10 @@ type Config struct {
 	Organisation string
 	// Start runs a request once it is approved (Runner.Start); nil leaves
 	// approved requests for later.
-	Start  func(ctx context.Context, r *lethe.Request) error
+	Start func(ctx context.Context, r *lethe.Request) error
+	// Retry runs again a partially completed request's unfinished tasks
+	// (Runner.Retry).
+	Retry  func(ctx context.Context, r *lethe.Request) error
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -373,6 +376,26 @@ func (s *Service) Approve(ctx context.Context, a lethe.Actor, tenant, id string)
 		return nil, err
 	}
 	return r, s.start(ctx, r)
+}
+
+// Retry runs again the systems a partially completed request has not
+// finished, after a system's job gave up (the system was unreachable for
+// days). ECONFLICT unless the request is partially completed.
+func (s *Service) Retry(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Request, error) {
+	r, err := s.c.Store.Request(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.c.Retry == nil {
+		return nil, lethe.Errorf(lethe.EUNAVAILABLE, "requests do not run here")
+	}
+	if err := s.audit(ctx, a, "request.retry", r); err != nil {
+		return nil, err
+	}
+	if err := s.c.Retry(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // Extend moves a request's due date, by at most two months past the first
