@@ -66,6 +66,17 @@ func (c *Client) RetryRequest(ctx context.Context, id string) (*RequestView, err
 	return &v, c.do(ctx, "POST", "/v1/requests/"+url.PathEscape(id)+"/retry", nil, &v)
 }
 
+// AcknowledgeSystem closes a system's part of a request that waits for a
+// person or a third party, with how much it held.
+func (c *Client) AcknowledgeSystem(ctx context.Context, id, system string, count int64, note string) (*RequestView, error) {
+	in := struct {
+		Count int64  `json:"count"`
+		Note  string `json:"note,omitempty"`
+	}{count, note}
+	var v RequestView
+	return &v, c.do(ctx, "POST", "/v1/requests/"+url.PathEscape(id)+"/systems/"+url.PathEscape(system)+"/done", in, &v)
+}
+
 // ExtendRequest moves a request's due date, with the reason.
 func (c *Client) ExtendRequest(ctx context.Context, id string, until time.Time, reason string) (*RequestView, error) {
 	in := struct {

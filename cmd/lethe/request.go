@@ -21,6 +21,8 @@ const requestHelp = `Usage:
   lethe request show ID
   lethe request approve ID
   lethe request retry ID                 run again the systems a partially completed request has not finished
+  lethe request done ID --system S --count N [--note "…"]
+                                         a person did a manual system's checklist (or a third party confirmed)
   lethe request extend ID --by 30d|--until 2026-09-01 --reason "…"
   lethe request cancel ID --reason "…"
   lethe request reject ID --reason "…"
@@ -43,7 +45,7 @@ func (f *stateFlags) Set(v string) error {
 
 func (m *Main) request(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return usageErrorf("request needs a subcommand: create, list, show, approve, retry, extend, cancel or reject\n\n%s", requestHelp)
+		return usageErrorf("request needs a subcommand: create, list, show, approve, retry, done, extend, cancel or reject\n\n%s", requestHelp)
 	}
 	sub := args[0]
 	fset := m.newFlagSet("request " + sub)
@@ -68,6 +70,9 @@ func (m *Main) request(ctx context.Context, args []string) error {
 	by := fset.String("by", "", "extend by this long: 30d, 6w, 2mo (extend)")
 	until := fset.String("until", "", "extend until this date, YYYY-MM-DD (extend)")
 	reason := fset.String("reason", "", "why (extend, cancel, reject)")
+	system := fset.String("system", "", "the system whose part is done (done)")
+	count := fset.Int64("count", 0, "records the system held, erased or corrected (done)")
+	note := fset.String("note", "", "what was done (done)")
 	// The request ID may come before, among or after the flags.
 	var id string
 	for rest := args[1:]; ; {
@@ -144,6 +149,16 @@ func (m *Main) request(ctx context.Context, args []string) error {
 			return err
 		}
 		if view, err = c.ApproveRequest(ctx, id); err != nil {
+			return err
+		}
+	case "done":
+		if err := needID(); err != nil {
+			return err
+		}
+		if *system == "" {
+			return usageErrorf("done needs --system")
+		}
+		if view, err = c.AcknowledgeSystem(ctx, id, *system, *count, *note); err != nil {
 			return err
 		}
 	case "retry":

@@ -3,16 +3,19 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/connector"
+	"github.com/lethe-privacy/lethe/internal/connector/webhook"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/jobs"
 	"github.com/lethe-privacy/lethe/internal/mail"
@@ -75,7 +78,10 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 		},
 		ArchiveDir: filepath.Join(cfg.DataDir, "archives"),
 		Sign:       func(msg []byte) []byte { return ed25519.Sign(signer, msg) },
-		Logger:     log,
+		Callback: func(system, signature string, body []byte) (string, string, int64, error) {
+			return webhookCallback(bySystem[system], signature, body)
+		},
+		Logger: log,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -116,7 +122,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 	}
 	svc, err := request.New(request.Config{
 		Store: st.requests, Subjects: v, Mail: sender, Audit: auditor, Key: mac[:],
-		Seal: sealFn, Open: openFn, Organisation: cfg.Organisation, Logger: log, Start: runner.Start, Retry: runner.Retry,
+		Seal: sealFn, Open: openFn, Organisation: cfg.Organisation, Logger: log, Runner: runner,
 	})
 	if err != nil {
 		stop(context.Background())
@@ -149,4 +155,34 @@ func mailSender(cfg Config, log *slog.Logger) (mail.Sender, error) {
 	}
 	log.Info("request mail goes to the mail server", "addr", cfg.SMTPAddr)
 	return s, nil
+}
+
+// webhookCallback checks a third party's acknowledgement against its
+// system's shared secret and reads it.
+func webhookCallback(sys *datamap.System, signature string, body []byte) (tenant, requestID string, count int64, err error) {
+	if sys == nil || sys.Kind != datamap.KindWebhook || sys.Webhook == nil || !sys.Webhook.Callback {
+		return "", "", 0, lethe.Errorf(lethe.ENOTFOUND, "no system of that name takes callbacks")
+	}
+	secret, err := sys.Connection.Resolve()
+	if err != nil {
+		return "", "", 0, fmt.Errorf("system %s: %w", sys.Name, err)
+	}
+	if err := webhook.VerifySignature([]byte(secret), signature, body, time.Now(), 0); err != nil {
+		return "", "", 0, lethe.Errorf(lethe.EUNAUTHORIZED, "the callback is not signed with system %s's secret, or too old", sys.Name)
+	}
+	var cb webhook.Callback
+	if err := json.Unmarshal(body, &cb); err != nil || !lethe.ValidRequestID(cb.RequestID) || cb.Status != webhook.StatusDone {
+		return "", "", 0, lethe.Errorf(lethe.EINVALID, "a callback is JSON with request_id, tenant, action and status done")
+	}
+	if cb.Count != nil {
+		count = *cb.Count
+	}
+	if cb.HeldData != nil && !*cb.HeldData {
+		count = 0
+	}
+	tenant = cb.Tenant
+	if tenant == "" {
+		tenant = lethe.DefaultTenant
+	}
+	return tenant, cb.RequestID, count, nil
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/connector"
+	"github.com/lethe-privacy/lethe/internal/connector/webhook"
 	"github.com/lethe-privacy/lethe/internal/consent"
 	"github.com/lethe-privacy/lethe/internal/jobs"
 	"github.com/lethe-privacy/lethe/internal/mail"
@@ -120,7 +121,18 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 				k, err := v.PseudonymKey(ctx, tenant, id)
 				return k[:], err
 			},
-			Sign: func(m []byte) []byte { return ed25519.Sign(priv, m) }})
+			Sign: func(m []byte) []byte { return ed25519.Sign(priv, m) },
+			Callback: func(system, sig string, body []byte) (string, string, int64, error) {
+				if system != "mailer" {
+					return "", "", 0, lethe.Errorf(lethe.ENOTFOUND, "no such system")
+				}
+				if err := webhook.VerifySignature([]byte(callbackSecret), sig, body, time.Now(), 0); err != nil {
+					return "", "", 0, lethe.Errorf(lethe.EUNAUTHORIZED, "bad signature")
+				}
+				var cb webhook.Callback
+				json.Unmarshal(body, &cb)
+				return cb.Tenant, cb.RequestID, *cb.Count, nil
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +153,7 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 		runner.SetQueue(q)
 		f.requests, err = request.New(request.Config{
 			Store: f.reqStore, Subjects: v, Mail: f.outbox, Audit: f.audit, Key: bytes.Repeat([]byte{8}, 32),
-			Seal: seal, Open: unseal, Retry: runner.Retry,
+			Seal: seal, Open: unseal, Runner: runner,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -292,11 +304,15 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		return "/v1/requests/" + f.newRequest(t, lethe.RequestAccess, newSubject()).ID, ""
 	case "POST /v1/requests/{id}/approve":
 		return "/v1/requests/" + f.newRequest(t, lethe.RequestErasure, newSubject()).ID + "/approve", ""
+	case "POST /v1/requests/{id}/systems/{system}/done":
+		return "/v1/requests/" + f.waitingRequest(t, newSubject()) + "/systems/crm/done", `{"count":2,"note":"rows deleted from the spreadsheet"}`
+	case "POST /v1/callbacks/{system}":
+		return "/v1/callbacks/mailer", fmt.Sprintf(`{"request_id":%q,"tenant":"default","action":"erase","status":"done","count":1}`, f.waitingRequest(t, newSubject()))
 	case "POST /v1/requests/{id}/retry":
 		// A partially completed request (moved there through the store:
 		// the fixture's service runs nothing by itself).
-		r := f.newRequest(t, lethe.RequestAccess, newSubject())
-		for _, st := range []lethe.RequestState{lethe.RequestRunning, lethe.RequestPartial} {
+		r := f.newRequest(t, lethe.RequestErasure, newSubject())
+		for _, st := range []lethe.RequestState{lethe.RequestApproved, lethe.RequestRunning, lethe.RequestPartial} {
 			r.State = st
 			if err := f.reqStore.UpdateRequest(ctx, r); err != nil {
 				t.Fatal(err)
@@ -304,10 +320,10 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		}
 		return "/v1/requests/" + r.ID + "/retry", ""
 	case "POST /v1/requests/{id}/extend":
-		r := f.newRequest(t, lethe.RequestAccess, newSubject())
+		r := f.newRequest(t, lethe.RequestErasure, newSubject()) // waits for approval: still open
 		return "/v1/requests/" + r.ID + "/extend", fmt.Sprintf(`{"until":%q,"reason":"matrix"}`, r.ReceivedAt.AddDate(0, 2, 0).Format(time.RFC3339Nano))
 	case "POST /v1/requests/{id}/close":
-		return "/v1/requests/" + f.newRequest(t, lethe.RequestAccess, newSubject()).ID + "/close", `{"state":"cancelled","reason":"matrix"}`
+		return "/v1/requests/" + f.newRequest(t, lethe.RequestErasure, newSubject()).ID + "/close", `{"state":"cancelled","reason":"matrix"}`
 	case "POST /v1/self/requests":
 		return rt.Path, fmt.Sprintf(`{"type":"access","contact":"self%d@example.com"}`, n)
 	case "POST /v1/self/requests/{id}/verify":
@@ -324,6 +340,31 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		t.Fatalf("the matrix test does not know how to call %s %s: add it to prepare", rt.Method, rt.Path)
 	}
 	return rt.Path, ""
+}
+
+// callbackSecret is the fixture's mailer system's shared secret.
+const callbackSecret = "the mailer's shared secret"
+
+// waitingRequest makes a running erasure whose systems crm and mailer
+// wait for acknowledgements, and returns its ID.
+func (f *fixture) waitingRequest(t *testing.T, subject string) string {
+	t.Helper()
+	ctx := context.Background()
+	r := f.newRequest(t, lethe.RequestErasure, subject)
+	for _, st := range []lethe.RequestState{lethe.RequestApproved, lethe.RequestRunning} {
+		r.State = st
+		if err := f.reqStore.UpdateRequest(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now()
+	if err := f.reqStore.PutTasks(ctx, []lethe.RequestTask{
+		{RequestID: r.ID, System: "crm", State: lethe.TaskWaiting, UpdatedAt: now},
+		{RequestID: r.ID, System: "mailer", State: lethe.TaskWaiting, UpdatedAt: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return r.ID
 }
 
 // newRequest records a request staff verified.
@@ -371,11 +412,15 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			t.Run(rt.Method+" "+rt.Path+" as "+name, func(t *testing.T) {
 				path, body := f.prepare(t, rt)
-				resp, b := f.do(t, rt.Method, path, key, body)
+				var hdr []string
+				if rt.Path == "/v1/callbacks/{system}" {
+					hdr = []string{webhook.SignatureHeader, webhook.Sign([]byte(callbackSecret), []byte(body), time.Now())}
+				}
+				resp, b := f.do(t, rt.Method, path, key, body, hdr...)
 				switch {
 				case rt.Permission == lethe.PermPublic:
 					if resp.StatusCode != rt.Status {
-						t.Errorf("got %d, want %d", resp.StatusCode, rt.Status)
+						t.Errorf("got %d, want %d: %s", resp.StatusCode, rt.Status, b)
 					}
 				case key == "":
 					if resp.StatusCode != http.StatusUnauthorized {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -18,6 +19,8 @@ type Requests interface {
 	ResendCode(ctx context.Context, tenant, id string) error
 	Approve(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Request, error)
 	Retry(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Request, error)
+	Acknowledge(ctx context.Context, a lethe.Actor, tenant, id, system string, count int64, note string) (*lethe.Request, error)
+	Callback(ctx context.Context, system, signature string, body []byte) error
 	Extend(ctx context.Context, a lethe.Actor, tenant, id string, until time.Time, reason string) (*lethe.Request, error)
 	Close(ctx context.Context, a lethe.Actor, tenant, id string, state lethe.RequestState, reason string) (*lethe.Request, error)
 	Request(ctx context.Context, tenant, id string) (*lethe.Request, error)
@@ -36,6 +39,8 @@ func (s *Server) requestRoutes() []Route {
 		{Method: "POST", Path: "/v1/requests/{id}/retry", Permission: lethe.PermRequestsManage, Summary: "Run again the systems a partially completed request has not finished (after a system's job gave up)", Response: requestView{}, Status: 200, Errors: []int{400, 404, 409}, handle: s.retryRequest},
 		{Method: "POST", Path: "/v1/requests/{id}/extend", Permission: lethe.PermRequestsManage, Summary: "Extend a request's due date, by at most two months in all, with the reason the person is told (Art. 12(3))", Request: extendRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.extendRequest},
 		{Method: "POST", Path: "/v1/requests/{id}/close", Permission: lethe.PermRequestsManage, Summary: "Reject or cancel an open request, with a reason", Request: closeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.closeRequest},
+		{Method: "POST", Path: "/v1/requests/{id}/systems/{system}/done", Permission: lethe.PermRequestsManage, Summary: "Close a system's part of a request that waits for a person (a manual checklist) or a third party, with how much it held", Request: acknowledgeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.acknowledgeRequest},
+		{Method: "POST", Path: "/v1/callbacks/{system}", Permission: lethe.PermPublic, Summary: "A third party's acknowledgement of its part of a request, signed with the system's shared secret (Lethe-Signature, as Lethe signs its own calls)", Status: 204, Errors: []int{400, 401, 404, 409, 413}, handle: s.callback},
 		{Method: "POST", Path: "/v1/self/requests", Permission: lethe.PermPublic, Summary: "A person's own request: a code goes to the address given; the answer is the same whether or not anything is held on the person", Request: selfAsk{}, Response: selfView{}, Status: 202, Errors: []int{400, 413, 415, 429}, handle: s.selfCreateRequest},
 		{Method: "POST", Path: "/v1/self/requests/{id}/verify", Permission: lethe.PermPublic, Summary: "Confirm one's own request with the code sent for it (five tries per code)", Request: selfVerify{}, Response: selfView{}, Status: 200, Errors: []int{400, 403, 409, 413, 415, 429}, handle: s.selfVerifyRequest},
 		{Method: "POST", Path: "/v1/self/requests/{id}/code", Permission: lethe.PermPublic, Summary: "Send a new code for one's own request (three per request)", Request: selfVerify{}, Response: selfView{}, Status: 202, Errors: []int{400, 413, 415, 429}, handle: s.selfResendCode},
@@ -154,6 +159,42 @@ func (s *Server) retryRequest(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, requestView{Request: *req})
+	return nil
+}
+
+type acknowledgeRequest struct {
+	Count int64  `json:"count"` // records the system held (and erased, or corrected)
+	Note  string `json:"note,omitempty"`
+}
+
+func (s *Server) acknowledgeRequest(w http.ResponseWriter, r *http.Request) error {
+	a, tenant, id, err := s.requestOf(r)
+	if err != nil {
+		return err
+	}
+	var in acknowledgeRequest
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	req, err := s.requests.Acknowledge(r.Context(), a, tenant, id, r.PathValue("system"), in.Count, in.Note)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, requestView{Request: *req})
+	return nil
+}
+
+// callback takes a third party's signed acknowledgement. The body is read
+// whole, as signed; the signature, not a key, authenticates the caller.
+func (s *Server) callback(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return lethe.Errorf(lethe.ETOOLARGE, "the callback body is too large")
+	}
+	if err := s.requests.Callback(r.Context(), r.PathValue("system"), r.Header.Get("Lethe-Signature"), body); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

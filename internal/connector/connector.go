@@ -37,6 +37,11 @@ type Subject struct {
 	PseudonymKey []byte
 	// Now is the time retention rules are judged at.
 	Now time.Time
+	// RequestID and Tenant name the data-subject request an operation is
+	// for, if any: third parties get them, to acknowledge later and to
+	// tell retries apart.
+	RequestID string
+	Tenant    string
 }
 
 // Identifier returns the subject's value for an identifier kind; the

@@ -53,9 +53,14 @@ type RunnerConfig struct {
 	// ArchiveDir holds access archives, sealed, one directory per request.
 	ArchiveDir string
 	// Sign signs an erasure receipt.
-	Sign   func(msg []byte) []byte
-	Now    func() time.Time
-	Logger *slog.Logger
+	Sign func(msg []byte) []byte
+	// Callback checks a third party's signed acknowledgement for a system
+	// and says which request it acknowledges and how much the third party
+	// held: EUNAUTHORIZED for a bad signature, EINVALID for a bad body,
+	// ENOTFOUND for a system that takes no callbacks. Nil takes none.
+	Callback func(system, signature string, body []byte) (tenant, requestID string, count int64, err error)
+	Now      func() time.Time
+	Logger   *slog.Logger
 }
 
 // Runner carries out approved requests: one durable job per system of the
@@ -255,7 +260,7 @@ func (r *Runner) enqueueFinish(ctx context.Context, req *lethe.Request) error {
 // identifiers, or, for a person the vault does not hold, the address the
 // request came from.
 func (r *Runner) subject(ctx context.Context, req *lethe.Request) (connector.Subject, error) {
-	s := connector.Subject{ID: req.SubjectID, Now: r.c.Now()}
+	s := connector.Subject{ID: req.SubjectID, Now: r.c.Now(), RequestID: req.ID, Tenant: req.Tenant}
 	contact, err := r.c.OpenSeal(req.Contact, ad("request-contact", req.Tenant, req.ID))
 	if err != nil {
 		return s, fmt.Errorf("request %s: open contact: %w", req.ID, err)
@@ -400,6 +405,52 @@ func (r *Runner) ReadArchivePart(req *lethe.Request, system string) ([]byte, err
 		return nil, err
 	}
 	return r.c.OpenSeal(sealed, ad("request-archive", req.Tenant, req.ID, system))
+}
+
+// Acknowledge records that a system which answered "later" (a third
+// party, a person with a checklist) has done its part of a request, with
+// how much it held, and lets the request finish. ENOTFOUND for a request
+// or system that does not exist; ECONFLICT unless the task is waiting.
+func (r *Runner) Acknowledge(ctx context.Context, tenant, id, system string, count int64, note string) (*lethe.Request, error) {
+	req, err := r.c.Store.Request(ctx, tenant, id)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := r.c.Store.Tasks(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tasks {
+		if t.System != system {
+			continue
+		}
+		if t.State == lethe.TaskDone {
+			return req, nil // acknowledged already
+		}
+		if t.State != lethe.TaskWaiting {
+			return nil, lethe.Errorf(lethe.ECONFLICT, "request %s: system %s is %s, not waiting for an acknowledgement", id, system, t.State)
+		}
+		var rep connector.Report
+		if len(t.Report) > 0 {
+			json.Unmarshal(t.Report, &rep) // a report of ours; an unreadable one is replaced
+		}
+		rep.Pending = false
+		rep.Steps = append(rep.Steps, connector.Step{Location: system, Action: "acknowledged", Count: count, Note: note})
+		t.State, t.UpdatedAt, t.Error = lethe.TaskDone, r.c.Now().UTC(), ""
+		if t.Report, err = json.Marshal(rep); err != nil {
+			return nil, err
+		}
+		ev := lethe.AuditEvent{Time: t.UpdatedAt, Action: "request.acknowledge", Outcome: "ok", KeyID: "system:" + system, Tenant: req.Tenant,
+			SubjectID: req.SubjectID, Resource: "request:" + req.ID}
+		if err := r.c.Audit.Record(ctx, ev); err != nil {
+			return nil, err
+		}
+		if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{t}); err != nil {
+			return nil, err
+		}
+		return req, r.enqueueFinish(ctx, req)
+	}
+	return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s has no system %s", id, system)
 }
 
 // Retry runs again the tasks of a partially completed request that are

@@ -22,6 +22,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/connector/files"
+	"github.com/lethe-privacy/lethe/internal/connector/manual"
 	connsqlite "github.com/lethe-privacy/lethe/internal/connector/sqlite"
 	"github.com/lethe-privacy/lethe/internal/consent"
 	"github.com/lethe-privacy/lethe/internal/datamap"
@@ -49,7 +50,7 @@ type world struct {
 	pub      ed25519.PublicKey
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, extra ...string) *world {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -116,10 +117,13 @@ func newWorld(t *testing.T) *world {
 	upSys, _ := m.System("uploads")
 	upCopy := *upSys
 	upCopy.Connection = datamap.SecretRef{Path: w.uploads}
+	crm, _ := m.System("crm_spreadsheet")
 	open := func(ctx context.Context, name string) (connector.Connector, error) {
 		switch name {
 		case "shop":
 			return connsqlite.Open(ctx, &shopCopy)
+		case "crm":
+			return manual.Open(ctx, crm)
 		case "uploads":
 			if w.down.Load() {
 				return nil, errors.New("system uploads: the file server is unreachable")
@@ -135,7 +139,7 @@ func newWorld(t *testing.T) *world {
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	w.pub = pub
 	w.runner, err = request.NewRunner(request.RunnerConfig{
-		Store: w.store, Systems: []string{"shop", "uploads"}, Open: open, Vault: v,
+		Store: w.store, Systems: append([]string{"shop", "uploads"}, extra...), Open: open, Vault: v,
 		PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
 			k, err := v.PseudonymKey(ctx, tenant, id)
 			return k[:], err
@@ -174,7 +178,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	w.svc, err = request.New(request.Config{Store: w.store, Subjects: v, Mail: outbox, Audit: log, Key: bytes.Repeat([]byte{5}, 32),
-		Seal: seal, Open: unseal, Start: w.runner.Start})
+		Seal: seal, Open: unseal, Runner: w.runner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,6 +397,41 @@ func TestUnreachableSystem(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(w.uploads, "avatars", fmt.Sprint(c.ID))); c.Avatar != "" && !os.IsNotExist(err) {
 		t.Errorf("the avatar survived: %v", err)
+	}
+}
+
+// TestManualSystemAcknowledged: a system only a person can reach waits
+// for them, the request partially completed and the subject's key kept;
+// their acknowledgement completes it.
+func TestManualSystemAcknowledged(t *testing.T) {
+	w := newWorld(t, "crm")
+	ctx := context.Background()
+	c := w.cs[5]
+	r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestErasure, SubjectID: w.subjects[c.ID], Contact: c.Email, Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.svc.Approve(ctx, dpo, lethe.DefaultTenant, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if p := w.wait(t, r.ID); p.State != lethe.RequestPartial {
+		t.Fatalf("got %s, want partially_completed while the person has not done the checklist", p.State)
+	}
+	if _, err := w.vault.ReadSubject(ctx, dpo, lethe.DefaultTenant, w.subjects[c.ID], lethe.ReadOptions{}); err != nil {
+		t.Errorf("the subject's key went before every system was done: %v", err)
+	}
+	if _, err := w.svc.Acknowledge(ctx, dpo, lethe.DefaultTenant, r.ID, "billing", 1, ""); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+		t.Errorf("acknowledging a system the request has not: got %v, want %s", err, lethe.ENOTFOUND)
+	}
+	if _, err := w.svc.Acknowledge(ctx, dpo, lethe.DefaultTenant, r.ID, "crm", 2, "two rows deleted"); err != nil {
+		t.Fatal(err)
+	}
+	done := w.waitFor(t, r.ID, func(s lethe.RequestState) bool { return s == lethe.RequestCompleted })
+	if !strings.Contains(string(done.Receipt), "acknowledged") {
+		t.Errorf("the receipt does not record the acknowledgement")
+	}
+	if _, err := w.vault.ReadSubject(ctx, dpo, lethe.DefaultTenant, w.subjects[c.ID], lethe.ReadOptions{}); lethe.ErrorCode(err) != lethe.EGONE {
+		t.Errorf("after the last system: got %v, want %s", err, lethe.EGONE)
 	}
 }
 

@@ -60,12 +60,8 @@ type Config struct {
 	Approval []lethe.RequestType
 	// Organisation names the controller in messages to people.
 	Organisation string
-	// Start runs a request once it is approved (Runner.Start); nil leaves
-	// approved requests for later.
-	Start func(ctx context.Context, r *lethe.Request) error
-	// Retry runs again a partially completed request's unfinished tasks
-	// (Runner.Retry).
-	Retry  func(ctx context.Context, r *lethe.Request) error
+	// Runner carries approved requests out; nil leaves them approved.
+	Runner *Runner
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -351,10 +347,10 @@ func (s *Service) verified(ctx context.Context, a lethe.Actor, r *lethe.Request)
 
 // start hands an approved request to the runner.
 func (s *Service) start(ctx context.Context, r *lethe.Request) error {
-	if s.c.Start == nil {
+	if s.c.Runner == nil {
 		return nil
 	}
-	if err := s.c.Start(ctx, r); err != nil {
+	if err := s.c.Runner.Start(ctx, r); err != nil {
 		return fmt.Errorf("start request %s: %w", r.ID, err)
 	}
 	return nil
@@ -386,16 +382,42 @@ func (s *Service) Retry(ctx context.Context, a lethe.Actor, tenant, id string) (
 	if err != nil {
 		return nil, err
 	}
-	if s.c.Retry == nil {
+	if s.c.Runner == nil {
 		return nil, lethe.Errorf(lethe.EUNAVAILABLE, "requests do not run here")
 	}
 	if err := s.audit(ctx, a, "request.retry", r); err != nil {
 		return nil, err
 	}
-	if err := s.c.Retry(ctx, r); err != nil {
+	if err := s.c.Runner.Retry(ctx, r); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// Acknowledge closes a system's part of a request that waits for a person
+// (a manual system's checklist) or a third party, with how much it held.
+func (s *Service) Acknowledge(ctx context.Context, a lethe.Actor, tenant, id, system string, count int64, note string) (*lethe.Request, error) {
+	if s.c.Runner == nil {
+		return nil, lethe.Errorf(lethe.EUNAVAILABLE, "requests do not run here")
+	}
+	if count < 0 || len(note) > 2000 || !lethe.StorableToken(note) {
+		return nil, lethe.Errorf(lethe.EINVALID, "count must not be negative, and the note at most 2000 bytes of text")
+	}
+	return s.c.Runner.Acknowledge(ctx, tenant, id, system, count, note)
+}
+
+// Callback takes a third party's signed acknowledgement of its part of a
+// request. EUNAUTHORIZED unless the signature is the system's.
+func (s *Service) Callback(ctx context.Context, system, signature string, body []byte) error {
+	if s.c.Runner == nil || s.c.Runner.c.Callback == nil {
+		return lethe.Errorf(lethe.ENOTFOUND, "no system takes callbacks here")
+	}
+	tenant, id, count, err := s.c.Runner.c.Callback(system, signature, body)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.Runner.Acknowledge(ctx, tenant, id, system, count, "acknowledged by the third party")
+	return err
 }
 
 // Extend moves a request's due date, by at most two months past the first

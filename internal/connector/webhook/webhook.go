@@ -80,6 +80,7 @@ type Request struct {
 	// the app's own).
 	Identifiers map[string]string `json:"identifiers"`
 	RequestID   string            `json:"request_id"`
+	Tenant      string            `json:"tenant,omitempty"` // the request's tenant, to give back in a callback
 	// Callback says Lethe expects the acknowledgement later, through its
 	// callback, rather than in the answer.
 	Callback bool `json:"callback"`
@@ -107,6 +108,19 @@ type Record struct {
 	Fields   map[string]any `json:"fields"`
 }
 
+// Callback is what a third party posts to Lethe's callback,
+// POST /v1/callbacks/{system}, signed like Lethe's own requests
+// (SignatureHeader, with the system's shared secret), to acknowledge an
+// erasure or a rectification it answered 202 to.
+type Callback struct {
+	RequestID string `json:"request_id"`
+	Tenant    string `json:"tenant,omitempty"`
+	Action    string `json:"action"` // erase or rectify
+	Status    string `json:"status"` // done
+	Count     *int64 `json:"count,omitempty"`
+	HeldData  *bool  `json:"held_data,omitempty"`
+}
+
 // ErrPending is returned, wrapped, when a third party answers find or
 // export with 202: it will answer later, through the callback, and there
 // is nothing to report now.
@@ -117,11 +131,6 @@ type Options struct {
 	// HTTPClient makes the calls. Nil means a client of Lethe's own, with
 	// TLS certificate verification and the map's timeout.
 	HTTPClient *http.Client
-	// RequestID returns the ID of the request (an access or erasure
-	// request) a call is made for; it goes in the body and in the
-	// idempotency key. Nil means an empty ID, so that every call for one
-	// subject and action has the same key.
-	RequestID func(connector.Subject) string
 	// Now is the clock that signs; nil means time.Now.
 	Now func() time.Time
 }
@@ -252,9 +261,10 @@ func (c *Conn) post(ctx context.Context, action string, s connector.Subject, val
 			req.Identifiers[k] = v
 		}
 	}
-	if c.opts.RequestID != nil {
-		req.RequestID = c.opts.RequestID(s)
-	}
+	// The request (connector.Subject.RequestID) goes in the body and the
+	// idempotency key; without one, every call for one subject and action
+	// has the same key.
+	req.RequestID, req.Tenant = s.RequestID, s.Tenant
 	body, err := json.Marshal(req)
 	if err != nil {
 		return answer{}, fail("encode request: %v", err)

@@ -207,9 +207,10 @@ func TestSync(t *testing.T) {
 	p, ts := newThirdParty(t)
 	sys := system(ts.URL+"/hook?token=abc", secretFile(t, secret))
 	sys.Webhook.Callback = true
-	c := open(t, ts, sys, Options{RequestID: func(s connector.Subject) string { return "req_1" }})
+	c := open(t, ts, sys, Options{})
 	ctx := context.Background()
 	alice := subject("sub_alice")
+	alice.RequestID = "req_1"
 	endpoint := ts.URL + "/hook"
 
 	got, err := c.Find(ctx, alice)
