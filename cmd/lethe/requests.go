@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -86,7 +87,12 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 	if err != nil {
 		return nil, nil, err
 	}
-	jc := jobs.Config{Workers: runner.Workers(), Logger: log}
+	// Each job mostly waits on a system; 32 at once keep 10,000 queued
+	// erasures well inside minutes (docs/benchmarks.md).
+	// A request's stages (its systems, then its finish) each wait for a
+	// poll: polling every 100 ms keeps an erasure's end-to-end time well
+	// under a second (docs/benchmarks.md).
+	jc := jobs.Config{Workers: runner.Workers(), Logger: log, Queues: map[string]int{jobs.DefaultQueue: 32}, FetchPollInterval: 100 * time.Millisecond}
 	var closeDB func()
 	if isPostgresURL(cfg.Store) {
 		pool, err := pgxpool.New(ctx, cfg.Store)
@@ -118,7 +124,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 	stop := func(ctx context.Context) error {
 		err := q.Stop(ctx)
 		closeDB()
-		return err
+		return errors.Join(err, runner.Close())
 	}
 	svc, err := request.New(request.Config{
 		Store: st.requests, Subjects: v, Mail: sender, Audit: auditor, Key: mac[:],

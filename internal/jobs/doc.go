@@ -87,9 +87,9 @@
 // twenty queries a second through the connection Lethe's writes wait for,
 // mostly to learn of jobs that this same process has just inserted.
 // Instead, each queue looks for available jobs every FetchPollInterval (1
-// s, River's default) and at most every FetchCooldown (100 ms, River's
-// default) while jobs keep coming: a new job starts within about a second,
-// nothing against a deadline of a month. A poll that finds nothing
+// s by default; the request queue, in a file of its own, polls every
+// 100 ms) and at most every FetchCooldown (100 ms, River's default) while
+// jobs keep coming: a new job starts within that interval. A poll that finds nothing
 // changes no page, so SQLite writes and syncs nothing for it. Leader
 // election and the maintenance services poll too, every few seconds.
 // Everything else is River's defaults.

@@ -92,8 +92,12 @@ type Config struct {
 
 	// For this package's tests: River's TestOnly (no random start-up
 	// delays), and a shorter poll for jobs.
-	testOnly          bool
-	fetchPollInterval time.Duration
+	testOnly bool
+	// FetchPollInterval is how often each queue looks for available jobs
+	// when none are coming (River's default, 1 s, if zero; at least 100
+	// ms). A queue in a database of its own can poll often at no cost to
+	// the data store.
+	FetchPollInterval time.Duration
 }
 
 // engine returns "SQLite" or "PostgreSQL", or an error unless exactly one is
@@ -118,7 +122,7 @@ func (c *Config) riverConfig() (*river.Config, error) {
 		MaxAttempts:          c.MaxAttempts,
 		RescueStuckJobsAfter: c.RescueStuckJobsAfter,
 		RetryPolicy:          c.RetryPolicy,
-		FetchPollInterval:    c.fetchPollInterval,
+		FetchPollInterval:    c.FetchPollInterval,
 		TestOnly:             c.testOnly,
 		Workers:              c.Workers,
 	}

@@ -95,7 +95,7 @@ func testConfig(cfg Config, work func(context.Context, *river.Job[testArgs]) err
 	river.AddWorker(cfg.Workers, river.WorkFunc(work))
 	cfg.RetryPolicy = &Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}
 	cfg.testOnly = true
-	cfg.fetchPollInterval = 100 * time.Millisecond
+	cfg.FetchPollInterval = 100 * time.Millisecond
 	return cfg
 }
 

@@ -72,6 +72,9 @@ type Runner struct {
 	c     RunnerConfig
 	mu    sync.Mutex
 	queue *jobs.Queue
+	// conns are the systems opened so far, kept for the next jobs
+	// (connectors are safe for concurrent use).
+	conns map[string]connector.Connector
 }
 
 // NewRunner returns a Runner; give its Workers to the job queue, then the
@@ -86,7 +89,34 @@ func NewRunner(c RunnerConfig) (*Runner, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{c: c}, nil
+	return &Runner{c: c, conns: map[string]connector.Connector{}}, nil
+}
+
+// conn returns the system's connector, opening it the first time.
+func (r *Runner) conn(ctx context.Context, system string) (connector.Connector, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.conns[system]; ok {
+		return c, nil
+	}
+	c, err := r.c.Open(ctx, system)
+	if err != nil {
+		return nil, err
+	}
+	r.conns[system] = c
+	return c, nil
+}
+
+// Close closes the systems the Runner opened; stop the queue first.
+func (r *Runner) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	for name, c := range r.conns {
+		errs = append(errs, c.Close())
+		delete(r.conns, name)
+	}
+	return errors.Join(errs...)
 }
 
 // TaskArgs is the job of one system's part of a request.
@@ -292,11 +322,10 @@ func (r *Runner) run(ctx context.Context, req *lethe.Request, system string) (co
 	if err != nil {
 		return rep, err
 	}
-	conn, err := r.c.Open(ctx, system)
+	conn, err := r.conn(ctx, system)
 	if err != nil {
 		return rep, err
 	}
-	defer conn.Close()
 	switch req.Type {
 	case lethe.RequestErasure:
 		er, ok := conn.(connector.Eraser)

@@ -50,7 +50,11 @@ type world struct {
 	pub      ed25519.PublicKey
 }
 
-func newWorld(t *testing.T, extra ...string) *world {
+func newWorld(t *testing.T, extra ...string) *world { return newWorldN(t, 8, 0, extra...) }
+
+// newWorldN is a world with n customers and workers job workers (the
+// queue's default if 0).
+func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -94,7 +98,7 @@ func newWorld(t *testing.T, extra ...string) *world {
 	if err := shop.Create(ctx, w.shopDB, shop.SQLite); err != nil {
 		t.Fatal(err)
 	}
-	if w.cs, err = shop.Seed(ctx, w.shopDB, shop.SQLite, 8, 1); err != nil {
+	if w.cs, err = shop.Seed(ctx, w.shopDB, shop.SQLite, n, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := shop.SeedFiles(w.uploads, w.cs); err != nil {
@@ -156,7 +160,11 @@ func newWorld(t *testing.T, extra ...string) *world {
 	}
 	t.Cleanup(func() { qdb.Close() })
 	w.qdb = qdb
-	cfg := jobs.Config{SQLite: qdb, Workers: w.runner.Workers(), RetryPolicy: &jobs.Backoff{Base: 50 * time.Millisecond, Max: time.Second}, MaxAttempts: 3}
+	t.Cleanup(func() { w.runner.Close() }) // after the queue stops (cleanups run last first)
+	cfg := jobs.Config{SQLite: qdb, FetchPollInterval: 100 * time.Millisecond, Workers: w.runner.Workers(), RetryPolicy: &jobs.Backoff{Base: 50 * time.Millisecond, Max: time.Second}, MaxAttempts: 3}
+	if workers > 0 {
+		cfg.Queues = map[string]int{jobs.DefaultQueue: workers}
+	}
 	if err := jobs.Migrate(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -186,13 +194,13 @@ func newWorld(t *testing.T, extra ...string) *world {
 }
 
 // wait returns the request once it is closed or partially completed.
-func (w *world) wait(t *testing.T, id string) *lethe.Request {
+func (w *world) wait(t testing.TB, id string) *lethe.Request {
 	t.Helper()
 	return w.waitFor(t, id, func(s lethe.RequestState) bool { return !s.Open() || s == lethe.RequestPartial })
 }
 
 // waitFor returns the request once its state satisfies ok.
-func (w *world) waitFor(t *testing.T, id string, ok func(lethe.RequestState) bool) *lethe.Request {
+func (w *world) waitFor(t testing.TB, id string, ok func(lethe.RequestState) bool) *lethe.Request {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
