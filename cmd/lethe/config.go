@@ -34,6 +34,7 @@ type Config struct {
 	AuditStartNewLog bool          // --audit-start-new-log: set a damaged audit log aside and begin a new one
 	Purposes         string        // --purposes, LETHE_PURPOSES: the purposes file (default purposes.yaml in the data directory, if present)
 	Datamap          string        // --datamap, LETHE_DATAMAP: the data map the requests run across (a file or directory)
+	PublicURL        string        // --public-url, LETHE_PUBLIC_URL: the URL people reach this server at (download links); default https://ADDR
 	Organisation     string        // --organisation, LETHE_ORGANISATION: the controller's name, in messages to people
 	SMTPAddr         string        // --smtp-addr, LETHE_SMTP_ADDR: HOST:PORT of the mail server; empty writes mail to DataDir/outbox
 	SMTPFrom         string        // --smtp-from, LETHE_SMTP_FROM
@@ -81,6 +82,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	env("LETHE_PURPOSES", &c.Purposes)
 	env("LETHE_DATAMAP", &c.Datamap)
 	env("LETHE_ORGANISATION", &c.Organisation)
+	env("LETHE_PUBLIC_URL", &c.PublicURL)
 	env("LETHE_SMTP_ADDR", &c.SMTPAddr)
 	env("LETHE_SMTP_FROM", &c.SMTPFrom)
 	env("LETHE_SMTP_USER", &c.SMTPUser)
@@ -129,6 +131,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.StringVar(&c.Purposes, "purposes", c.Purposes, "YAML file declaring the purposes of processing (default: purposes.yaml in the data directory, if present; see docs/consent.md)")
 	fs.BoolVar(&c.AuditStartNewLog, "audit-start-new-log", c.AuditStartNewLog, "if the audit log is damaged or rolled back, move it aside (kept as evidence) and begin a new one instead of refusing to start")
 	fs.StringVar(&c.Datamap, "datamap", c.Datamap, "the data map (lethe.yaml, or a directory of YAML files) whose systems requests are carried out in; see docs/datamap.md")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL people reach this server at, for the download links mailed to them (default: https:// and --addr)")
 	fs.StringVar(&c.Organisation, "organisation", c.Organisation, "the controller's name, used in messages to people about their requests")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", c.SMTPAddr, "mail server HOST:PORT for request codes and results (TLS required); empty: write each message to outbox/ in the data directory")
 	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "sender address of request mail")
@@ -169,6 +172,11 @@ func (c *Config) Validate(fromFlags map[string]bool) error {
 	}
 	if c.SMTPAddr != "" && c.SMTPFrom == "" {
 		return usageErrorf("--smtp-addr needs --smtp-from, the sender address of request mail")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && c.InsecureHTTP)) {
+			return usageErrorf("--public-url must be an https:// URL")
+		}
 	}
 	if c.SelfRateLimit < 1 {
 		return usageErrorf("--self-rate-limit must be at least 1")

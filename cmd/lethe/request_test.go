@@ -1,12 +1,14 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -111,6 +113,25 @@ func TestRequestCLI(t *testing.T) {
 	resp.Body.Close()
 	if out := waitRequest(t, in, keyFile, self.ID, "completed"); !strings.Contains(out, "(self, by self)") {
 		t.Errorf("the person's request: %s", out)
+	}
+	// The answer: a one-time link to the archive, mailed to the person.
+	names, _ = outbox.List()
+	m, _ = mail.ReadMessage(names[len(names)-1])
+	l := regexp.MustCompile(`(https://\S+/v1/self/downloads/\S+)`).FindStringSubmatch(m.Text)
+	if m.To != "grace@example.com" || l == nil || !strings.HasPrefix(l[1], in.url) {
+		t.Fatalf("the answer: to %q, link found %v", m.To, l != nil)
+	}
+	resp, err = httpc.Get(l[1])
+	if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/zip" {
+		t.Fatalf("download: %v %v", resp, err)
+	}
+	zipped, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped))); err != nil || len(zr.File) == 0 || zr.File[len(zr.File)-1].Name != "README.txt" {
+		t.Errorf("the archive: %v", err)
+	}
+	if resp, err = httpc.Get(l[1]); err != nil || resp.StatusCode != 404 {
+		t.Errorf("second download: %v %v, want 404", resp, err)
 	}
 }
 

@@ -33,7 +33,7 @@ const requestsSecret = "requests"
 // queue: with SQLite its own file beside the data store (jobs.db), with
 // PostgreSQL River's tables in the data store. The returned function
 // stops the queue: running jobs get until its context's deadline.
-func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor lethe.Auditor, v *vault.Service, ledger request.Ledger, log *slog.Logger) (*request.Service, func(context.Context) error, error) {
+func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor lethe.Auditor, v *vault.Service, ledger request.Ledger, baseURL func() string, log *slog.Logger) (*request.Service, func(context.Context) error, error) {
 	key, err := vault.DeploymentSecret(ctx, st.keyStore, kms, requestsSecret, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("requests key: %w", err)
@@ -51,6 +51,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 
 	var systems []string
 	bySystem := map[string]*datamap.System{}
+	summary := request.Summary{Organisation: cfg.Organisation}
 	if cfg.Datamap != "" {
 		man, err := datamap.Load(cfg.Datamap)
 		if err != nil {
@@ -60,6 +61,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 			systems = append(systems, man.Systems[i].Name)
 			bySystem[man.Systems[i].Name] = &man.Systems[i]
 		}
+		summary = summaryOf(man, cfg.Organisation)
 		log.Info("requests run across the data map", "file", cfg.Datamap, "systems", len(systems))
 	} else {
 		log.Warn("no data map (--datamap): requests reach the vault alone; declare every system holding personal data (see docs/datamap.md)")
@@ -79,6 +81,9 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 		},
 		ArchiveDir: filepath.Join(cfg.DataDir, "archives"),
 		Sign:       func(msg []byte) []byte { return ed25519.Sign(signer, msg) },
+		Mail:       sender,
+		BaseURL:    baseURL,
+		Summary:    summary,
 		Callback: func(system, signature string, body []byte) (string, string, int64, error) {
 			return webhookCallback(bySystem[system], signature, body)
 		},
@@ -191,4 +196,38 @@ func webhookCallback(sys *datamap.System, signature string, body []byte) (tenant
 		tenant = lethe.DefaultTenant
 	}
 	return tenant, cb.RequestID, count, nil
+}
+
+// summaryOf is what an access archive tells the person, from the data map.
+func summaryOf(m *datamap.Manifest, organisation string) request.Summary {
+	s := request.Summary{Organisation: m.Organisation.Name, Purposes: m.Purposes}
+	if organisation != "" {
+		s.Organisation = organisation
+	}
+	s.Contact = m.DPO.Email
+	if s.Contact == "" {
+		s.Contact = m.Organisation.Contact
+	}
+	for _, r := range m.Recipients {
+		line := r.Name
+		var where []string
+		if r.Country != "" {
+			where = append(where, r.Country)
+		}
+		if r.Safeguards != "" {
+			where = append(where, r.Safeguards)
+		}
+		if len(where) > 0 {
+			line += " (" + strings.Join(where, "; ") + ")"
+		}
+		s.Recipients = append(s.Recipients, line)
+	}
+	for _, sys := range m.Systems {
+		line := sys.Name
+		if sys.Description != "" {
+			line += ": " + sys.Description
+		}
+		s.Systems = append(s.Systems, line)
+	}
+	return s
 }

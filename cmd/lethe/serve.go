@@ -254,7 +254,14 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 	if err != nil {
 		return nil, fmt.Errorf("start vault: %w", err)
 	}
-	reqs, stopRequests, err := openRequests(ctx, cfg, st, kms.LocalKMS, s.audit, v, s.consent, log)
+	reqs, stopRequests, err := openRequests(ctx, cfg, st, kms.LocalKMS, s.audit, v, s.consent, func() string {
+		// Where people reach the server: --public-url, else the address it
+		// listens on (known once it listens, before any request runs).
+		if cfg.PublicURL != "" {
+			return cfg.PublicURL
+		}
+		return s.URL
+	}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -117,6 +117,7 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 		runner, err := request.NewRunner(request.RunnerConfig{Store: f.reqStore, Open: func(context.Context, string) (connector.Connector, error) {
 			return nil, errors.New("no systems")
 		}, Vault: v, Audit: f.audit, Seal: seal, OpenSeal: unseal, ArchiveDir: filepath.Join(dir, "archives"),
+			Mail: f.outbox, BaseURL: func() string { return "https://lethe.example" }, Summary: request.Summary{Organisation: "Example Shop Ltd"},
 			PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
 				k, err := v.PseudonymKey(ctx, tenant, id)
 				return k[:], err
@@ -140,7 +141,7 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 		if err != nil {
 			t.Fatal(err)
 		}
-		jc := jobs.Config{SQLite: qdb, Workers: runner.Workers()}
+		jc := jobs.Config{SQLite: qdb, Workers: runner.Workers(), FetchPollInterval: 100 * time.Millisecond}
 		if err := jobs.Migrate(ctx, jc); err != nil {
 			t.Fatal(err)
 		}
@@ -306,6 +307,8 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		return "/v1/requests/" + f.newRequest(t, lethe.RequestErasure, newSubject()).ID + "/approve", ""
 	case "POST /v1/requests/{id}/systems/{system}/done":
 		return "/v1/requests/" + f.waitingRequest(t, newSubject()) + "/systems/crm/done", `{"count":2,"note":"rows deleted from the spreadsheet"}`
+	case "GET /v1/self/downloads/{link}":
+		return "/v1/self/downloads/" + f.accessLink(t, newSubject()), ""
 	case "POST /v1/callbacks/{system}":
 		return "/v1/callbacks/mailer", fmt.Sprintf(`{"request_id":%q,"tenant":"default","action":"erase","status":"done","count":1}`, f.waitingRequest(t, newSubject()))
 	case "POST /v1/requests/{id}/retry":
@@ -340,6 +343,38 @@ func (f *fixture) prepare(t *testing.T, rt api.Route) (string, string) {
 		t.Fatalf("the matrix test does not know how to call %s %s: add it to prepare", rt.Method, rt.Path)
 	}
 	return rt.Path, ""
+}
+
+var linkRE = regexp.MustCompile(`/v1/self/downloads/(\S+)`)
+
+// accessLink runs an access request to the end and returns the one-time
+// link mailed for its archive.
+func (f *fixture) accessLink(t *testing.T, subject string) string {
+	t.Helper()
+	r := f.newRequest(t, lethe.RequestAccess, subject)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cur, err := f.reqStore.Request(context.Background(), lethe.DefaultTenant, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.State == lethe.RequestCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the access request stayed %s", cur.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	names, _ := f.outbox.List()
+	for i := len(names) - 1; i >= 0; i-- {
+		m, _ := mail.ReadMessage(names[i])
+		if l := linkRE.FindStringSubmatch(m.Text); l != nil && strings.Contains(l[1], r.ID) {
+			return l[1]
+		}
+	}
+	t.Fatal("no link was mailed")
+	return ""
 }
 
 // callbackSecret is the fixture's mailer system's shared secret.

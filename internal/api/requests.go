@@ -21,6 +21,7 @@ type Requests interface {
 	Retry(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Request, error)
 	Acknowledge(ctx context.Context, a lethe.Actor, tenant, id, system string, count int64, note string) (*lethe.Request, error)
 	Callback(ctx context.Context, system, signature string, body []byte) error
+	Download(ctx context.Context, link string) ([]byte, error)
 	Extend(ctx context.Context, a lethe.Actor, tenant, id string, until time.Time, reason string) (*lethe.Request, error)
 	Close(ctx context.Context, a lethe.Actor, tenant, id string, state lethe.RequestState, reason string) (*lethe.Request, error)
 	Request(ctx context.Context, tenant, id string) (*lethe.Request, error)
@@ -41,6 +42,7 @@ func (s *Server) requestRoutes() []Route {
 		{Method: "POST", Path: "/v1/requests/{id}/close", Permission: lethe.PermRequestsManage, Summary: "Reject or cancel an open request, with a reason", Request: closeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.closeRequest},
 		{Method: "POST", Path: "/v1/requests/{id}/systems/{system}/done", Permission: lethe.PermRequestsManage, Summary: "Close a system's part of a request that waits for a person (a manual checklist) or a third party, with how much it held", Request: acknowledgeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.acknowledgeRequest},
 		{Method: "POST", Path: "/v1/callbacks/{system}", Permission: lethe.PermPublic, Summary: "A third party's acknowledgement of its part of a request, signed with the system's shared secret (Lethe-Signature, as Lethe signs its own calls)", Status: 204, Errors: []int{400, 401, 404, 409, 413}, handle: s.callback},
+		{Method: "GET", Path: "/v1/self/downloads/{link}", Permission: lethe.PermPublic, Summary: "A person's access archive (a zip: their data from every system, JSON and CSV, and what is done with it), through the one-time link mailed to them", Status: 200, Errors: []int{404, 429}, handle: s.selfDownload},
 		{Method: "POST", Path: "/v1/self/requests", Permission: lethe.PermPublic, Summary: "A person's own request: a code goes to the address given; the answer is the same whether or not anything is held on the person", Request: selfAsk{}, Response: selfView{}, Status: 202, Errors: []int{400, 413, 415, 429}, handle: s.selfCreateRequest},
 		{Method: "POST", Path: "/v1/self/requests/{id}/verify", Permission: lethe.PermPublic, Summary: "Confirm one's own request with the code sent for it (five tries per code)", Request: selfVerify{}, Response: selfView{}, Status: 200, Errors: []int{400, 403, 409, 413, 415, 429}, handle: s.selfVerifyRequest},
 		{Method: "POST", Path: "/v1/self/requests/{id}/code", Permission: lethe.PermPublic, Summary: "Send a new code for one's own request (three per request)", Request: selfVerify{}, Response: selfView{}, Status: 202, Errors: []int{400, 413, 415, 429}, handle: s.selfResendCode},
@@ -333,6 +335,22 @@ func (s *Server) selfVerifyRequest(w http.ResponseWriter, r *http.Request) error
 	}
 	writeJSON(w, http.StatusOK, selfView{ID: req.ID, State: req.State, DueAt: req.DueAt, Message: "Confirmed. The answer will be sent to the same address by " + req.DueAt.Format("2 January 2006") + "."})
 	return nil
+}
+
+func (s *Server) selfDownload(w http.ResponseWriter, r *http.Request) error {
+	if err := s.selfLimit(r); err != nil {
+		return err
+	}
+	zipped, err := s.requests.Download(r.Context(), r.PathValue("link"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/zip")
+	w.Header().Set("Content-Disposition", `attachment; filename="personal-data.zip"`)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(zipped)
+	return err
 }
 
 func (s *Server) selfResendCode(w http.ResponseWriter, r *http.Request) error {

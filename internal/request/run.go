@@ -18,6 +18,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/jobs"
+	"github.com/lethe-privacy/lethe/internal/mail"
 )
 
 // Vault is what running a request needs of the vault.
@@ -54,6 +55,13 @@ type RunnerConfig struct {
 	ArchiveDir string
 	// Sign signs an erasure receipt.
 	Sign func(msg []byte) []byte
+	// Mail, BaseURL and Summary deliver an access archive: a one-time link
+	// to BaseURL's /v1/self/downloads, mailed to the person, to a zip
+	// whose README is the Summary. Without Mail the archive is kept but
+	// nobody is told.
+	Mail    mail.Sender
+	BaseURL func() string
+	Summary Summary
 	// Callback checks a third party's signed acknowledgement for a system
 	// and says which request it acknowledges and how much the third party
 	// held: EUNAUTHORIZED for a bad signature, EINVALID for a bad body,
@@ -601,6 +609,15 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 			}
 		}
 		rc.Systems = append(rc.Systems, s)
+	}
+	if req.Type == lethe.RequestAccess || req.Type == lethe.RequestPortability {
+		var systems []string
+		for _, t := range tasks {
+			systems = append(systems, t.System)
+		}
+		if err := r.deliver(ctx, req, systems); err != nil {
+			return err
+		}
 	}
 	if (req.Type == lethe.RequestRestriction || req.Type == lethe.RequestObjection) && req.SubjectID != "" {
 		if err := r.record(ctx, req); err != nil {

@@ -1,6 +1,7 @@
 package request_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -9,9 +10,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -36,6 +39,7 @@ import (
 // world is a deployment with the sample shop's database (SQLite) and
 // uploads as its systems, a real vault, and the job queue running.
 type world struct {
+	outbox   *mail.Outbox
 	qdb      *sql.DB
 	down     atomic.Bool // the uploads system is unreachable
 	consent  *consent.Service
@@ -137,6 +141,11 @@ func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
 		return nil, fmt.Errorf("no system %s", name)
 	}
 
+	outbox, err := mail.NewOutbox(filepath.Join(dir, "outbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.outbox = outbox
 	sealKey := vault.NewKey()
 	seal := func(p, ad []byte) []byte { return vault.Seal(&sealKey, p, ad) }
 	unseal := func(s, ad []byte) ([]byte, error) { return vault.Open(&sealKey, s, ad) }
@@ -149,7 +158,11 @@ func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
 			return k[:], err
 		},
 		Audit: log, Ledger: w.consent, Seal: seal, OpenSeal: unseal, ArchiveDir: filepath.Join(dir, "archives"),
-		Sign: func(msg []byte) []byte { return ed25519.Sign(priv, msg) },
+		Sign:    func(msg []byte) []byte { return ed25519.Sign(priv, msg) },
+		Mail:    outbox,
+		BaseURL: func() string { return "https://lethe.example" },
+		Summary: request.Summary{Organisation: m.Organisation.Name, Contact: m.DPO.Email, Purposes: m.Purposes,
+			Recipients: []string{"Mailpost Inc. (US; standard contractual clauses)"}, Systems: []string{"shop: the shop's database", "uploads: avatars"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -181,10 +194,6 @@ func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
 		q.Stop(sctx)
 	})
 	w.runner.SetQueue(q)
-	outbox, err := mail.NewOutbox(filepath.Join(dir, "outbox"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	w.svc, err = request.New(request.Config{Store: w.store, Subjects: v, Mail: outbox, Audit: log, Key: bytes.Repeat([]byte{5}, 32),
 		Seal: seal, Open: unseal, Runner: w.runner})
 	if err != nil {
@@ -342,6 +351,58 @@ func TestAccessRuns(t *testing.T) {
 	raw, _ := os.ReadFile(filepath.Join(filepath.Dir(w.uploads), "archives", r.ID, "shop.part"))
 	if bytes.Contains(raw, []byte(c.Email)) {
 		t.Error("the archive is stored in clear")
+	}
+
+	// The person gets a one-time link to a zip with their data and the
+	// summary of what is done with it.
+	names, _ := w.outbox.List()
+	var link string
+	for _, n := range names {
+		m, _ := mail.ReadMessage(n)
+		if l := regexp.MustCompile(`/v1/self/downloads/(\S+)`).FindStringSubmatch(m.Text); l != nil && m.To == c.Email {
+			link = l[1]
+		}
+	}
+	if link == "" {
+		t.Fatal("no link was mailed to the person")
+	}
+	if _, err := w.runner.Download(ctx, link+"x"); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+		t.Errorf("a wrong link: got %v", err)
+	}
+	zipped, err := w.runner.Download(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		files[f.Name] = string(b)
+	}
+	readme := files["README.txt"]
+	for _, want := range []string{"Example Shop Ltd", "newsletter (consent)", "legal obligation", "Mailpost Inc.", "user.contact.email", "supervisory authority", "dpo@shop.example"} {
+		if !strings.Contains(readme, want) {
+			t.Errorf("the summary lacks %q", want)
+		}
+	}
+	for _, name := range []string{"data/shop.json", "data/shop/customers.csv", "data/shop/orders.csv", "data/lethe-vault.json", "data/consent-history.json"} {
+		if _, ok := files[name]; !ok {
+			t.Errorf("the archive lacks %s", name)
+		}
+	}
+	if !strings.Contains(files["data/shop/customers.csv"], c.Email) || !strings.Contains(files["data/lethe-vault.json"], c.Email) {
+		t.Error("the archive's tables lack the person's address")
+	}
+	if _, err := w.runner.Download(ctx, link); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+		t.Errorf("the link used twice: got %v", err)
+	}
+	if parts, _ := filepath.Glob(filepath.Join(filepath.Dir(w.uploads), "archives", r.ID, "*.part")); len(parts) != 0 {
+		t.Errorf("after the download %d parts are kept", len(parts))
 	}
 }
 

@@ -406,6 +406,15 @@ func (s *Service) Acknowledge(ctx context.Context, a lethe.Actor, tenant, id, sy
 	return s.c.Runner.Acknowledge(ctx, tenant, id, system, count, note)
 }
 
+// Download returns the access archive a one-time link names (see
+// Runner.Download).
+func (s *Service) Download(ctx context.Context, link string) ([]byte, error) {
+	if s.c.Runner == nil {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "this link is not valid, or was used or expired; ask for your data again")
+	}
+	return s.c.Runner.Download(ctx, link)
+}
+
 // Callback takes a third party's signed acknowledgement of its part of a
 // request. EUNAUTHORIZED unless the signature is the system's.
 func (s *Service) Callback(ctx context.Context, system, signature string, body []byte) error {

@@ -1,0 +1,345 @@
+package request
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/mail"
+)
+
+// Summary is what Art. 15(1) says a person is told beside their data:
+// the purposes, the categories, the recipients, how long it is kept and
+// where it came from. The data map gives it.
+type Summary struct {
+	Organisation string
+	Contact      string // whom to write to (the DPO)
+	Purposes     []lethe.Purpose
+	// Recipients are "name (country; safeguards)".
+	Recipients []string
+	// Systems are "name: description".
+	Systems []string
+}
+
+// DownloadTTL is how long an archive's link works; it works once.
+const DownloadTTL = 7 * 24 * time.Hour
+
+// download is an archive's one-time link, as stored beside it.
+type download struct {
+	Hash    []byte    `json:"hash"` // SHA-256 of the token
+	Expires time.Time `json:"expires"`
+	Used    bool      `json:"used"`
+}
+
+// deliver builds the access archive of a completed access or portability
+// request — a zip of the person's data from every system (JSON, and CSV
+// per table), their vault record and consent history, and a summary —
+// seals it, and mails the person a one-time link to it.
+func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []string) error {
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	add := func(name string, data []byte) error {
+		w, err := z.Create(name)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	}
+	var counts []string
+	for _, system := range systems {
+		raw, err := r.ReadArchivePart(req, system)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the system found nothing to export, or cannot export
+		} else if err != nil {
+			return fmt.Errorf("request %s: archive part %s: %w", req.ID, system, err)
+		}
+		var part archiveSink
+		if err := json.Unmarshal(raw, &part); err != nil {
+			return fmt.Errorf("request %s: archive part %s: %w", req.ID, system, err)
+		}
+		if err := add("data/"+system+".json", raw); err != nil {
+			return err
+		}
+		for loc, table := range tables(part.Records) {
+			if err := add("data/"+system+"/"+safeName(loc)+".csv", table); err != nil {
+				return err
+			}
+		}
+		for _, f := range part.Files {
+			if err := add("files/"+system+"/"+safeName(f.Location)+"/"+safeName(f.Name), f.Data); err != nil {
+				return err
+			}
+		}
+		counts = append(counts, fmt.Sprintf("%s: %d records, %d files", system, len(part.Records), len(part.Files)))
+	}
+	if req.SubjectID != "" {
+		v, err := r.c.Vault.ReadSubject(ctx, actorOf(req), req.Tenant, req.SubjectID, lethe.ReadOptions{})
+		if err != nil {
+			return fmt.Errorf("request %s: read subject: %w", req.ID, err)
+		}
+		b, _ := json.MarshalIndent(v, "", "  ")
+		if err := add("data/lethe-vault.json", b); err != nil {
+			return err
+		}
+		if r.c.Ledger != nil {
+			hist, err := r.c.Ledger.History(ctx, actorOf(req), req.Tenant, req.SubjectID)
+			if err != nil {
+				return fmt.Errorf("request %s: consent history: %w", req.ID, err)
+			}
+			b, _ := json.MarshalIndent(hist, "", "  ")
+			if err := add("data/consent-history.json", b); err != nil {
+				return err
+			}
+		}
+	}
+	if err := add("README.txt", []byte(r.summary(req, counts))); err != nil {
+		return err
+	}
+	if err := z.Close(); err != nil {
+		return err
+	}
+	token := make([]byte, 32)
+	rand.Read(token) // never returns an error
+	tok := base64.RawURLEncoding.EncodeToString(token)
+	dir := filepath.Join(r.c.ArchiveDir, req.ID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	sealed := r.c.Seal(buf.Bytes(), ad("request-archive", req.Tenant, req.ID, "archive.zip"))
+	if err := writeFile(filepath.Join(dir, "archive.zip.sealed"), sealed); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "tenant"), []byte(req.Tenant)); err != nil {
+		return err
+	}
+	sum := sha256.Sum256([]byte(tok))
+	d, _ := json.Marshal(download{Hash: sum[:], Expires: r.c.Now().Add(DownloadTTL).UTC()})
+	if err := writeFile(filepath.Join(dir, "download.json"), d); err != nil {
+		return err
+	}
+	if r.c.Mail == nil {
+		return nil
+	}
+	contact, err := r.c.OpenSeal(req.Contact, ad("request-contact", req.Tenant, req.ID))
+	if err != nil {
+		return fmt.Errorf("request %s: open contact: %w", req.ID, err)
+	}
+	base := ""
+	if r.c.BaseURL != nil {
+		base = strings.TrimRight(r.c.BaseURL(), "/")
+	}
+	link := base + "/v1/self/downloads/" + req.ID + "." + tok
+	msg := mail.Message{To: string(contact), Subject: "Your data from " + r.c.Summary.Organisation,
+		Text: fmt.Sprintf("Your request %s is done. Your data, and what is done with it, is in one archive:\n\n%s\n\n"+
+			"The link works once, until %s. Keep the archive safe: it holds your personal data.\n",
+			req.ID, link, r.c.Now().Add(DownloadTTL).UTC().Format("2 January 2006 15:04 UTC"))}
+	if err := r.c.Mail.Send(ctx, msg); err != nil {
+		return fmt.Errorf("request %s: send link: %w", req.ID, err)
+	}
+	return nil
+}
+
+// writeFile writes data to path whole, or not at all.
+func writeFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// safeName keeps a location or file name one path element.
+func safeName(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r < ' ' {
+			return '_'
+		}
+		return r
+	}, s)
+	if s == "" || s == "." || s == ".." {
+		return "_"
+	}
+	return s
+}
+
+// tables renders an export's records as CSV, one per location.
+func tables(records []archiveRecord) map[string][]byte {
+	byLoc := map[string][]archiveRecord{}
+	for _, rec := range records {
+		byLoc[rec.Location] = append(byLoc[rec.Location], rec)
+	}
+	out := map[string][]byte{}
+	for loc, recs := range byLoc {
+		var b bytes.Buffer
+		w := csv.NewWriter(&b)
+		cols := recs[0].Columns
+		w.Write(cols)
+		for _, rec := range recs {
+			row := make([]string, len(cols))
+			for i, c := range cols {
+				if v := rec.Fields[c]; v != nil {
+					row[i] = fmt.Sprint(v)
+				}
+			}
+			w.Write(row)
+		}
+		w.Flush()
+		out[loc] = b.Bytes()
+	}
+	return out
+}
+
+// summary is the archive's README: what Art. 15(1)(a)–(h) asks.
+func (r *Runner) summary(req *lethe.Request, counts []string) string {
+	s := r.c.Summary
+	var b strings.Builder
+	fmt.Fprintf(&b, "Your personal data held by %s\n", s.Organisation)
+	fmt.Fprintf(&b, "Request %s (%s), received %s, answered %s.\n\n", req.ID, req.Type, req.ReceivedAt.Format(time.DateOnly), r.c.Now().UTC().Format(time.DateOnly))
+	b.WriteString("This archive holds every record about you in each of our systems (data/, as JSON and as CSV per table), the files you gave us (files/), your record in our privacy vault and the history of your consents.\n\n")
+	if len(counts) > 0 {
+		b.WriteString("What each system held:\n")
+		for _, c := range counts {
+			fmt.Fprintf(&b, "  - %s\n", c)
+		}
+		b.WriteString("\n")
+	}
+	if len(s.Purposes) > 0 {
+		b.WriteString("Why we process personal data, on what legal basis, and for how long (Art. 15(1)(a), (d)):\n")
+		for _, p := range s.Purposes {
+			fmt.Fprintf(&b, "  - %s (%s): %s", p.Key, strings.ReplaceAll(string(p.Basis), "_", " "), strings.TrimSpace(p.Description))
+			if p.Retention != "" {
+				fmt.Fprintf(&b, " Kept: %s.", p.Retention)
+			}
+			if len(p.Categories) > 0 {
+				fmt.Fprintf(&b, " Data: %s.", strings.Join(p.Categories, ", "))
+			}
+			b.WriteString("\n")
+		}
+		b.WriteString("\n")
+	}
+	var cats []string
+	for _, p := range s.Purposes {
+		for _, c := range p.Categories {
+			if !slices.Contains(cats, c) {
+				cats = append(cats, c)
+			}
+		}
+	}
+	slices.Sort(cats)
+	if len(cats) > 0 {
+		fmt.Fprintf(&b, "Categories of personal data (Art. 15(1)(b)): %s.\n\n", strings.Join(cats, ", "))
+	}
+	if len(s.Recipients) > 0 {
+		b.WriteString("Who receives personal data (Art. 15(1)(c), and transfers outside the EEA, 15(2)):\n")
+		for _, rc := range s.Recipients {
+			fmt.Fprintf(&b, "  - %s\n", rc)
+		}
+		b.WriteString("\n")
+	}
+	if len(s.Systems) > 0 {
+		b.WriteString("Where it is kept (and where it came from: you, or the systems below) (Art. 15(1)(g)):\n")
+		for _, sys := range s.Systems {
+			fmt.Fprintf(&b, "  - %s\n", sys)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("Your rights (Art. 15(1)(e), (f)): you may ask us to correct or erase your data, to restrict or object to its processing, and you may complain to a data-protection supervisory authority.\n")
+	b.WriteString("We make no decisions about you based solely on automated processing (Art. 15(1)(h)).\n")
+	if s.Contact != "" {
+		fmt.Fprintf(&b, "Questions: %s\n", s.Contact)
+	}
+	return b.String()
+}
+
+// Download returns the archive a link names, once: ENOTFOUND for a link
+// that is wrong, used or expired (the same answer, so that nothing can be
+// learnt by trying).
+func (r *Runner) Download(ctx context.Context, link string) ([]byte, error) {
+	gone := lethe.Errorf(lethe.ENOTFOUND, "this link is not valid, or was used or expired; ask for your data again")
+	id, tok, ok := strings.Cut(link, ".")
+	if !ok || !lethe.ValidRequestID(id) {
+		return nil, gone
+	}
+	dir := filepath.Join(r.c.ArchiveDir, id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	raw, err := os.ReadFile(filepath.Join(dir, "download.json"))
+	if err != nil {
+		return nil, gone
+	}
+	var d download
+	if json.Unmarshal(raw, &d) != nil {
+		return nil, gone
+	}
+	sum := sha256.Sum256([]byte(tok))
+	if d.Used || r.c.Now().After(d.Expires) || subtle.ConstantTimeCompare(d.Hash, sum[:]) != 1 {
+		return nil, gone
+	}
+	req, err := r.findRequest(ctx, id)
+	if err != nil {
+		return nil, gone
+	}
+	sealed, err := os.ReadFile(filepath.Join(dir, "archive.zip.sealed"))
+	if err != nil {
+		return nil, gone
+	}
+	zipped, err := r.c.OpenSeal(sealed, ad("request-archive", req.Tenant, req.ID, "archive.zip"))
+	if err != nil {
+		return nil, fmt.Errorf("request %s: open archive: %w", id, err)
+	}
+	d.Used = true
+	b, _ := json.Marshal(d)
+	if err := writeFile(filepath.Join(dir, "download.json"), b); err != nil {
+		return nil, err
+	}
+	// Downloaded once: nothing of the person is kept here any longer.
+	for _, name := range []string{"archive.zip.sealed"} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.part"))
+	for _, m := range matches {
+		os.Remove(m)
+	}
+	ev := lethe.AuditEvent{Time: r.c.Now().UTC(), Action: "request.download", Outcome: "ok", KeyID: "self", Tenant: req.Tenant, SubjectID: req.SubjectID, Resource: "request:" + req.ID}
+	if err := r.c.Audit.Record(ctx, ev); err != nil {
+		return nil, err
+	}
+	return zipped, nil
+}
+
+// findRequest reads a request whose tenant the archive recorded.
+func (r *Runner) findRequest(ctx context.Context, id string) (*lethe.Request, error) {
+	raw, err := os.ReadFile(filepath.Join(r.c.ArchiveDir, id, "tenant"))
+	if err != nil {
+		return nil, err
+	}
+	return r.c.Store.Request(ctx, string(raw), id)
+}
