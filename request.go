@@ -187,10 +187,13 @@ var RequestSelf = Actor{KeyID: "self"}
 
 // RequestFilter selects requests to list, oldest due first.
 type RequestFilter struct {
-	Tenant    string         // required
-	States    []RequestState // nil: any
-	DueBefore time.Time      // zero: any
-	SubjectID string         // empty: any
+	Tenant string // required, unless AllTenants
+	// AllTenants lists every tenant's requests, for Lethe's own sweeps;
+	// the API never sets it.
+	AllTenants bool
+	States     []RequestState // nil: any
+	DueBefore  time.Time      // zero: any
+	SubjectID  string         // empty: any
 	// AfterDue and AfterID are the due date and ID of the last request of
 	// the previous page; zero for the first page.
 	AfterDue time.Time
@@ -299,8 +302,10 @@ func checkRequestText(r *Request) error {
 // CheckRequestFilter returns the page size f asks for, or EINVALID.
 func CheckRequestFilter(f RequestFilter) (int, error) {
 	switch {
-	case f.Tenant == "":
+	case f.Tenant == "" && !f.AllTenants:
 		return 0, Errorf(EINVALID, "a request list needs a tenant")
+	case f.Tenant != "" && f.AllTenants:
+		return 0, Errorf(EINVALID, "a request list names a tenant or all tenants, not both")
 	case f.Limit < 0 || f.Limit > RequestListLimit:
 		return 0, Errorf(EINVALID, "a request list returns 1 to %d requests", RequestListLimit)
 	case f.Limit == 0:

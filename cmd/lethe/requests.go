@@ -126,7 +126,28 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 		return nil, nil, fmt.Errorf("job queue: %w", err)
 	}
 	runner.SetQueue(q)
+	// Pick up requests whose jobs a crash kept from being enqueued, now
+	// and every minute.
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			if n, err := runner.Resume(sweepCtx); err != nil && sweepCtx.Err() == nil {
+				log.Error("resume requests", "looked_at", n, "err", err.Error())
+			}
+			select {
+			case <-sweepCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	stop := func(ctx context.Context) error {
+		stopSweep()
+		<-swept
 		err := q.Stop(ctx)
 		closeDB()
 		return errors.Join(err, runner.Close())

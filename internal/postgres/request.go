@@ -129,8 +129,8 @@ func (s *RequestStore) ListRequests(ctx context.Context, f lethe.RequestFilter) 
 	if err != nil {
 		return nil, err
 	}
-	q := `SELECT ` + requestColumns + ` FROM requests WHERE tenant = $1`
-	args := []any{f.Tenant}
+	q := `SELECT ` + requestColumns + ` FROM requests WHERE (tenant = $1 OR $2)`
+	args := []any{f.Tenant, f.AllTenants}
 	arg := func(v any) string {
 		args = append(args, v)
 		return fmt.Sprintf("$%d", len(args))

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/examples/shop"
 )
 
 // BenchmarkErasureEndToEnd: one verified erasure at a time, from creation
@@ -84,4 +85,26 @@ func BenchmarkQueuedErasures(b *testing.B) {
 		b.ReportMetric(total.Seconds(), "s-total")
 		b.ReportMetric(float64(n)/total.Seconds(), "requests/s")
 	}
+}
+
+// BenchmarkAccessLarge: an access request for a customer with 100,000
+// activity rows, from creation to the archive built, sealed and its link
+// mailed.
+func BenchmarkAccessLarge(b *testing.B) {
+	w := newWorldN(b, 20, 32)
+	ctx := context.Background()
+	c := w.cs[3]
+	if err := shop.SeedActivity(ctx, w.shopDB, shop.SQLite, c.ID, 100_000); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestAccess, SubjectID: w.subjects[c.ID], Contact: c.Email, Verified: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if done := w.waitFor(b, r.ID, func(s lethe.RequestState) bool { return !s.Open() }); done.State != lethe.RequestCompleted {
+			b.Fatalf("got %s", done.State)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/request")
 }

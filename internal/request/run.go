@@ -255,7 +255,7 @@ func (r *Runner) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{task}); err != nil {
 		return err
 	}
-	report, runErr := r.run(ctx, req, a.System)
+	report, runErr := r.run(ctx, req, &task)
 	task.UpdatedAt = r.c.Now().UTC()
 	if runErr != nil {
 		task.Error = runErr.Error()
@@ -324,7 +324,8 @@ func (r *Runner) subject(ctx context.Context, req *lethe.Request) (connector.Sub
 }
 
 // run carries out the request in one system and returns its report.
-func (r *Runner) run(ctx context.Context, req *lethe.Request, system string) (connector.Report, error) {
+func (r *Runner) run(ctx context.Context, req *lethe.Request, task *lethe.RequestTask) (connector.Report, error) {
+	system := task.System
 	rep := connector.Report{System: system, At: r.c.Now().UTC()}
 	s, err := r.subject(ctx, req)
 	if err != nil {
@@ -340,7 +341,7 @@ func (r *Runner) run(ctx context.Context, req *lethe.Request, system string) (co
 		if !ok {
 			return rep, fmt.Errorf("system %s cannot erase", system)
 		}
-		return er.Erase(ctx, s)
+		return r.erase(ctx, er, s, task)
 	case lethe.RequestAccess, lethe.RequestPortability:
 		ex, ok := conn.(connector.Exporter)
 		if !ok {
@@ -374,6 +375,38 @@ func (r *Runner) run(ctx context.Context, req *lethe.Request, system string) (co
 		return rc.Rectify(ctx, s, d.Values)
 	}
 	return rep, nil // restriction and objection act in the consent ledger, not in the systems
+}
+
+// erase erases the subject in one system so that the receipt tells what
+// was done even if Lethe dies between the system's commit and the task's:
+// the plan is stored on the task first, and an attempt that then finds
+// nothing left to do reports the plan an earlier attempt carried out.
+func (r *Runner) erase(ctx context.Context, er connector.Eraser, s connector.Subject, task *lethe.RequestTask) (connector.Report, error) {
+	var earlier connector.Report
+	if len(task.Report) > 0 {
+		json.Unmarshal(task.Report, &earlier) // ours; unreadable means none
+	}
+	plan, err := er.PlanErase(ctx, s)
+	if err != nil {
+		return plan, err
+	}
+	if plan.Total() > 0 {
+		if task.Report, err = json.Marshal(plan); err != nil {
+			return plan, err
+		}
+		if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{*task}); err != nil {
+			return plan, err
+		}
+	}
+	rep, err := er.Erase(ctx, s)
+	if err != nil {
+		return rep, err
+	}
+	if rep.Total() == 0 && !rep.Pending && earlier.Total() > 0 {
+		earlier.Steps = append(earlier.Steps, connector.Step{Location: task.System, Action: "resumed", Note: "carried out by an earlier attempt, interrupted before it was recorded; this attempt found nothing left"})
+		return earlier, nil
+	}
+	return rep, nil
 }
 
 func countSteps(counts []connector.Count, action string) []connector.Step {
@@ -488,6 +521,56 @@ func (r *Runner) Acknowledge(ctx context.Context, tenant, id, system string, cou
 		return req, r.enqueueFinish(ctx, req)
 	}
 	return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s has no system %s", id, system)
+}
+
+// Resume picks up every approved, running or partially completed request
+// of every tenant: enqueues the jobs of their unfinished systems and a
+// finish. Lethe calls it at start and every minute, so that a request
+// whose approval or whose last task was recorded just before a crash,
+// with its job not yet enqueued, still runs. It is idempotent (jobs are
+// unique by their arguments) and returns how many requests it looked at.
+func (r *Runner) Resume(ctx context.Context) (int, error) {
+	q, err := r.q()
+	if err != nil {
+		return 0, err
+	}
+	f := lethe.RequestFilter{AllTenants: true, States: []lethe.RequestState{lethe.RequestApproved, lethe.RequestRunning, lethe.RequestPartial}, Limit: lethe.RequestListLimit}
+	n := 0
+	for {
+		page, err := r.c.Store.ListRequests(ctx, f)
+		if err != nil {
+			return n, err
+		}
+		for i := range page {
+			req := &page[i]
+			n++
+			if req.State == lethe.RequestApproved {
+				if err := r.Start(ctx, req); err != nil {
+					return n, err
+				}
+				continue
+			}
+			tasks, err := r.c.Store.Tasks(ctx, req.ID)
+			if err != nil {
+				return n, err
+			}
+			for _, t := range tasks {
+				if t.State == lethe.TaskPending || t.State == lethe.TaskRunning {
+					if err := q.Insert(ctx, TaskArgs{RequestID: req.ID, Tenant: req.Tenant, System: t.System}, unique); err != nil {
+						return n, err
+					}
+				}
+			}
+			if err := r.enqueueFinish(ctx, req); err != nil {
+				return n, err
+			}
+		}
+		if len(page) < f.Limit {
+			return n, nil
+		}
+		last := page[len(page)-1]
+		f.AfterDue, f.AfterID = last.DueAt, last.ID
+	}
 }
 
 // Retry runs again the tasks of a partially completed request that are

@@ -153,8 +153,8 @@ func (s *RequestStore) ListRequests(ctx context.Context, f lethe.RequestFilter) 
 	if err != nil {
 		return nil, err
 	}
-	q := `SELECT ` + requestColumns + ` FROM requests WHERE tenant = ?`
-	args := []any{f.Tenant}
+	q := `SELECT ` + requestColumns + ` FROM requests WHERE (tenant = ? OR ?)`
+	args := []any{f.Tenant, f.AllTenants}
 	if len(f.States) > 0 {
 		q += ` AND state IN (?` + strings.Repeat(", ?", len(f.States)-1) + `)`
 		for _, st := range f.States {

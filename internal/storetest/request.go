@@ -175,6 +175,10 @@ func TestRequestStore(t *testing.T, newStore func(t *testing.T) lethe.RequestSto
 		if _, err := s.ListRequests(ctx, lethe.RequestFilter{}); !isCode(err, lethe.EINVALID) {
 			t.Errorf("no tenant: got %v, want %s", err, lethe.EINVALID)
 		}
+		all, err := s.ListRequests(ctx, lethe.RequestFilter{AllTenants: true, Limit: 100})
+		if err != nil || len(all) != 8 {
+			t.Errorf("all tenants: got %d, %v, want 8", len(all), err)
+		}
 	})
 
 	t.Run("tasks", func(t *testing.T) {
