@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"math/rand/v2"
 	"net"
@@ -40,30 +39,8 @@ func TestErasureCrash(t *testing.T) {
 		t.Skip("kills and restarts a server several times")
 	}
 	ctx := context.Background()
-	dir := exampleCopy(t, func(doc string) string {
-		doc = strings.Replace(doc, "kind: postgres", "kind: sqlite", 1)
-		doc = strings.Replace(doc, "connection: {env: SHOP_DATABASE_URL}", "connection: {path: shop.db}", 1)
-		i, j := strings.Index(doc, "  # Sessions, carts"), strings.Index(doc, "  - name: uploads")
-		doc = doc[:i] + doc[j:]
-		i = strings.Index(doc, "  # The mail provider")
-		return doc[:i]
-	})
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "shop.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := shop.Create(ctx, db, shop.SQLite); err != nil {
-		t.Fatal(err)
-	}
 	const n = 60
-	cs, err := shop.Seed(ctx, db, shop.SQLite, n, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := shop.SeedFiles(filepath.Join(dir, "uploads"), cs); err != nil {
-		t.Fatal(err)
-	}
+	dir, db, cs := sqliteShop(t, n)
 	data := filepath.Join(t.TempDir(), "data")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

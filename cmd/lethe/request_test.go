@@ -163,37 +163,44 @@ func selfTransport(t *testing.T, dataDir string) http.RoundTripper {
 	return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 }
 
-// TestErasureAcrossDataMap: `serve --datamap` carries an approved erasure
-// out in the shop's database and uploads, then destroys the subject's key;
-// `request show --json` gives the signed receipt.
-func TestErasureAcrossDataMap(t *testing.T) {
+// sqliteShop writes the example map cut down to the shop's database on
+// SQLite and its uploads, with n customers seeded in both, and returns
+// the map's directory and the open database.
+func sqliteShop(t *testing.T, n int) (string, *sql.DB, []shop.Customer) {
+	t.Helper()
 	ctx := context.Background()
 	dir := exampleCopy(t, func(doc string) string {
 		doc = strings.Replace(doc, "kind: postgres", "kind: sqlite", 1)
 		doc = strings.Replace(doc, "connection: {env: SHOP_DATABASE_URL}", "connection: {path: shop.db}", 1)
-		// Only the shop's database and its uploads: cut Redis, the
-		// mailer and the spreadsheet.
+		// Cut Redis, the mailer, the spreadsheet, and the flows naming them.
 		i, j := strings.Index(doc, "  # Sessions, carts"), strings.Index(doc, "  - name: uploads")
 		doc = doc[:i] + doc[j:]
-		i, j = strings.Index(doc, "  # The mail provider"), strings.Index(doc, "flows:")
-		doc = doc[:i] + doc[j:]
-		return doc[:strings.Index(doc, "flows:")] // the flows name the systems cut
+		return doc[:strings.Index(doc, "  # The mail provider")]
 	})
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "shop.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	if err := shop.Create(ctx, db, shop.SQLite); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := shop.Seed(ctx, db, shop.SQLite, 4, 1)
+	cs, err := shop.Seed(ctx, db, shop.SQLite, n, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := shop.SeedFiles(filepath.Join(dir, "uploads"), cs); err != nil {
 		t.Fatal(err)
 	}
+	return dir, db, cs
+}
+
+// TestErasureAcrossDataMap: `serve --datamap` carries an approved erasure
+// out in the shop's database and uploads, then destroys the subject's key;
+// `request show --json` gives the signed receipt.
+func TestErasureAcrossDataMap(t *testing.T) {
+	ctx := context.Background()
+	dir, db, cs := sqliteShop(t, 4)
 	data := filepath.Join(t.TempDir(), "data")
 	in := serve(t, data, nil, "--datamap", filepath.Join(dir, "lethe.yaml"))
 	admin := in.client(t, in.adminKey(t))
