@@ -249,3 +249,62 @@ func TestErasureAcrossDataMap(t *testing.T) {
 		t.Errorf("the avatar survived: %v", err)
 	}
 }
+
+// TestForgetReplay: a shop database restored from a backup taken before an
+// erasure gets the person back; `lethe forget replay` erases them again,
+// and run again finds nothing.
+func TestForgetReplay(t *testing.T) {
+	ctx := context.Background()
+	dir, db, cs := sqliteShop(t, 4)
+	data := filepath.Join(t.TempDir(), "data")
+	in := serve(t, data, nil, "--datamap", filepath.Join(dir, "lethe.yaml"))
+	admin := in.client(t, in.adminKey(t))
+	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
+	c := cs[2]
+	s, err := in.client(t, svc.Secret).CreateSubject(ctx, shop.Identifiers(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec("UPDATE customers SET lethe_id = ? WHERE id = ?", s.ID, c.ID)
+	backup := filepath.Join(t.TempDir(), "shop-backup.db")
+	if _, err := db.Exec("VACUUM INTO ?", backup); err != nil {
+		t.Fatal(err)
+	}
+	// The person is erased in Lethe (and, by the app, in its database).
+	if _, err := in.client(t, svc.Secret).EraseSubject(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE customers SET email = 'gone@example.invalid', lethe_id = 'gone' WHERE id = ?", c.ID); err != nil {
+		t.Fatal(err)
+	}
+	// Restore the backup: the person is back.
+	db.Close()
+	raw, _ := os.ReadFile(backup)
+	os.Remove(filepath.Join(dir, "shop.db-wal"))
+	os.Remove(filepath.Join(dir, "shop.db-shm"))
+	if err := os.WriteFile(filepath.Join(dir, "shop.db"), raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() (int, string, string) {
+		m, out, errOut := testMain(nil)
+		code := m.Run(ctx, []string{"forget", "replay", "--manifest", filepath.Join(dir, "lethe.yaml"), "--data-dir", data})
+		return code, out.String(), errOut.String()
+	}
+	code, out, errOut := run()
+	if code != 0 || !strings.Contains(out, "1 subjects on the forget list") || !strings.Contains(out, "shop") || !strings.Contains(out, "not reachable by subject ID in shop: table newsletter (by email)") {
+		t.Fatalf("replay: exit %d\n%s%s", code, out, errOut)
+	}
+	if !regexp.MustCompile(`shop\s+1 subjects\s+[1-9]`).MatchString(out) {
+		t.Errorf("replay found nothing in the restored shop:\n%s", out)
+	}
+	restored, _ := sql.Open("sqlite", "file:"+filepath.Join(dir, "shop.db"))
+	defer restored.Close()
+	var email string
+	restored.QueryRow("SELECT email FROM customers WHERE id = ?", c.ID).Scan(&email)
+	if email == c.Email {
+		t.Error("the restored customer still has their address")
+	}
+	if code, out, _ := run(); code != 0 || !regexp.MustCompile(`shop\s+0 subjects\s+0`).MatchString(out) {
+		t.Errorf("second replay: exit %d\n%s", code, out)
+	}
+}

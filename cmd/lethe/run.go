@@ -54,7 +54,8 @@ Usage:
   lethe audit key
   lethe datamap validate|check|import-fides|schema [--manifest PATH]
   lethe plan erase --subject ID [--manifest PATH]   dry run of an erasure across the data map
-  lethe request create|list|show|approve|extend|cancel|reject   data-subject requests
+  lethe request create|list|show|approve|retry|done|extend|cancel|reject   data-subject requests
+  lethe forget replay --manifest PATH     after restoring a system, erase the forgotten again
   lethe version
 
 Run 'lethe COMMAND -h' for a command's flags. Docs: docs/ in the repository.
@@ -82,6 +83,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.plan(ctx, args[1:])
 	case "request":
 		err = m.request(ctx, args[1:])
+	case "forget":
+		err = m.forget(ctx, args[1:])
 	case "version", "--version":
 		fmt.Fprintf(m.Stdout, "lethe %s (%s)\n", binaryVersion(), runtime.Version())
 	case "help", "-h", "--help":
