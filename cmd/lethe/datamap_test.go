@@ -42,19 +42,9 @@ func TestDatamapValidate(t *testing.T) {
 func exampleCopy(t *testing.T, edit func(string) string) string {
 	t.Helper()
 	dir := t.TempDir()
-	text, err := os.ReadFile(exampleManifest)
-	if err != nil {
+	if err := shop.WriteManifest(dir, edit); err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(filepath.Join(dir, "policies"), 0o700)
-	for _, p := range []string{"privacy-notice-v1.txt", "newsletter-v1.txt"} {
-		b, err := os.ReadFile(filepath.Join("../../examples/shop/policies", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		os.WriteFile(filepath.Join(dir, "policies", p), b, 0o600)
-	}
-	os.WriteFile(filepath.Join(dir, "lethe.yaml"), []byte(edit(string(text))), 0o600)
 	return dir
 }
 

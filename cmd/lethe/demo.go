@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,7 +17,10 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/client"
+	"github.com/lethe-privacy/lethe/examples/shop"
 	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/connector"
+	"github.com/lethe-privacy/lethe/internal/request"
 )
 
 // demoPurposes are the purposes the demo declares, if its data directory
@@ -80,8 +86,15 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	if err := writeDemoPurposes(dir); err != nil {
 		return err
 	}
+	shopDir := filepath.Join(dir, "shop")
+	shopDB, customers, err := demoShop(ctx, shopDir)
+	if err != nil {
+		return err
+	}
+	defer shopDB.Close()
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.Addr = dir, "127.0.0.1:0"
+	cfg.Datamap = filepath.Join(shopDir, "lethe.yaml")
 	if err := cfg.Validate(nil); err != nil {
 		return err
 	}
@@ -270,6 +283,10 @@ func (m *Main) demo(ctx context.Context, args []string) error {
 	}
 	cache.Close()
 
+	if err := m.demoRequests(ctx, say, detail, svc, dpo, shopDB, customers, dir); err != nil {
+		return err
+	}
+
 	say("Stopping: in-flight requests finish, then both stores close.")
 	stop()
 	if err := srv.Wait(); err != nil {
@@ -308,4 +325,115 @@ func (i *indent) Write(p []byte) (int, error) {
 	s := strings.TrimRight(string(p), "\n")
 	_, err := fmt.Fprintf(i.w, "   %s\n", strings.ReplaceAll(s, "\n", "\n   "))
 	return len(p), err
+}
+
+// demoShop makes the sample shop on SQLite, with its uploads and its data
+// map, in dir.
+func demoShop(ctx context.Context, dir string) (*sql.DB, []shop.Customer, error) {
+	if err := shop.WriteManifest(dir, shop.SQLiteOnly); err != nil {
+		return nil, nil, err
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "shop.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := shop.Create(ctx, db, shop.SQLite); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	cs, err := shop.Seed(ctx, db, shop.SQLite, 3, 1)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	if err := shop.SeedFiles(filepath.Join(dir, "uploads"), cs); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return db, cs, nil
+}
+
+// demoRequests runs one data-subject request of each type for a customer
+// of the sample shop, through the job queue, and shows the erasure's
+// receipt.
+func (m *Main) demoRequests(ctx context.Context, say func(string, ...any), detail func(string, ...any), svc, dpo *client.Client, db *sql.DB, cs []shop.Customer, dir string) error {
+	c := cs[0]
+	say("The data map (shop/lethe.yaml): the sample shop's database (SQLite here) and its avatar uploads. A customer, %s in the shop, becomes a Lethe subject.", strconv.FormatInt(c.ID, 10))
+	s, err := svc.CreateSubject(ctx, shop.Identifiers(c), nil)
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, "UPDATE customers SET lethe_id = ? WHERE id = ?", s.ID, c.ID); err != nil {
+		return err
+	}
+	detail("Subject %s; the shop keeps that ID in customers.lethe_id.", s.ID)
+	asks := []lethe.RequestAsk{
+		{Type: lethe.RequestAccess},
+		{Type: lethe.RequestPortability},
+		{Type: lethe.RequestRectification, Values: map[string]string{"user.contact.phone_number": "+44 20 7946 0000"}},
+		{Type: lethe.RequestRestriction, Reason: "accuracy_contested"},
+		{Type: lethe.RequestObjection, Purpose: "newsletter", Reason: "direct_marketing"},
+		{Type: lethe.RequestErasure},
+	}
+	say("The customer makes one request of each kind; the DPO verified who they are, so no code is sent.")
+	for _, ask := range asks {
+		ask.SubjectID, ask.Contact, ask.Verified = s.ID, c.Email, true
+		start := time.Now()
+		r, err := dpo.CreateRequest(ctx, ask)
+		if err != nil {
+			return err
+		}
+		if r.State == lethe.RequestAwaitingApproval {
+			detail("%s waits for the DPO's approval (erasures do); approving it.", r.ID)
+			if _, err := dpo.ApproveRequest(ctx, r.ID); err != nil {
+				return err
+			}
+		}
+		var v *client.RequestView
+		for {
+			if v, err = dpo.Request(ctx, r.ID); err != nil {
+				return err
+			}
+			if !v.State.Open() {
+				break
+			}
+			if time.Since(start) > time.Minute {
+				return fmt.Errorf("demo: request %s stayed %s", r.ID, v.State)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		var done []string
+		for _, t := range v.Tasks {
+			var rep connector.Report
+			json.Unmarshal(t.Report, &rep)
+			done = append(done, fmt.Sprintf("%s %d", t.System, rep.Total()))
+		}
+		detail("%-13s %s %s in %d ms (%s)", ask.Type, r.ID, v.State, time.Since(start).Milliseconds(), strings.Join(done, ", "))
+		switch ask.Type {
+		case lethe.RequestAccess:
+			detail("              the customer got a one-time link to a zip of their data and what is done with it: see %s", filepath.Join(dir, "outbox"))
+		case lethe.RequestErasure:
+			var signed request.SignedReceipt
+			if err := json.Unmarshal(v.Receipt, &signed); err != nil {
+				return err
+			}
+			var rc request.Receipt
+			if err := json.Unmarshal(signed.Receipt, &rc); err != nil {
+				return err
+			}
+			detail("The erasure receipt, signed (Ed25519, %s…):", signed.Signature[:16])
+			for _, sys := range rc.Systems {
+				var steps []string
+				for _, st := range sys.Report.Steps {
+					steps = append(steps, fmt.Sprintf("%s %s %d", st.Action, st.Location, st.Count))
+				}
+				detail("   %s: %s", sys.System, strings.Join(steps, ", "))
+			}
+			detail("   subject key destroyed at %s, after every system was done", rc.KeyDestroyedAt.Format(time.RFC3339))
+		}
+	}
+	var email string
+	db.QueryRowContext(ctx, "SELECT email FROM customers WHERE id = ?", c.ID).Scan(&email)
+	detail("In the shop the customer row is kept (invoices must be, for 10 years) but no longer names them: email is now %s.", email)
+	return nil
 }

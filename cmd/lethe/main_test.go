@@ -426,7 +426,8 @@ func TestDemo(t *testing.T) {
 	if code := m.Run(context.Background(), []string{"demo"}); code != 0 {
 		t.Fatalf("demo exit %d: %s", code, errOut.String())
 	}
-	for _, want := range []string{"401 unauthorized", "role admin", "403 forbidden", "j***@example.com", "customer moved", "404 not_found", "410 gone", "Detokenized for purpose billing", "Stopped cleanly"} {
+	for _, want := range []string{"401 unauthorized", "role admin", "403 forbidden", "j***@example.com", "customer moved", "404 not_found", "410 gone", "Detokenized for purpose billing", "Stopped cleanly",
+		"access        req_", "rectification req_", "objection     req_", "erasure       req_", "The erasure receipt, signed", "subject key destroyed at", "email is now pse_"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

@@ -169,14 +169,10 @@ func selfTransport(t *testing.T, dataDir string) http.RoundTripper {
 func sqliteShop(t *testing.T, n int) (string, *sql.DB, []shop.Customer) {
 	t.Helper()
 	ctx := context.Background()
-	dir := exampleCopy(t, func(doc string) string {
-		doc = strings.Replace(doc, "kind: postgres", "kind: sqlite", 1)
-		doc = strings.Replace(doc, "connection: {env: SHOP_DATABASE_URL}", "connection: {path: shop.db}", 1)
-		// Cut Redis, the mailer, the spreadsheet, and the flows naming them.
-		i, j := strings.Index(doc, "  # Sessions, carts"), strings.Index(doc, "  - name: uploads")
-		doc = doc[:i] + doc[j:]
-		return doc[:strings.Index(doc, "  # The mail provider")]
-	})
+	dir := t.TempDir()
+	if err := shop.WriteManifest(dir, shop.SQLiteOnly); err != nil {
+		t.Fatal(err)
+	}
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "shop.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
