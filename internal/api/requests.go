@@ -36,11 +36,21 @@ func (s *Server) requestRoutes() []Route {
 		{Method: "POST", Path: "/v1/requests", Permission: lethe.PermRequestsCreate, Summary: "Record a data-subject request (access, portability, rectification, erasure, restriction, objection) on a person's behalf; a code goes to the contact unless verified is set; a duplicate of an open request returns that one", Request: lethe.RequestAsk{}, Response: requestView{}, Status: 201, Errors: []int{400, 413, 415, 429}, handle: s.createRequest},
 		{Method: "GET", Path: "/v1/requests", Permission: lethe.PermRequestsRead, Summary: "List requests by due date: state=… (repeatable), due_before=RFC3339 (overdue and due-soon lists), subject=, limit=, after_due= and after= to page", Response: requestList{}, Status: 200, Errors: []int{400}, handle: s.listRequests},
 		{Method: "GET", Path: "/v1/requests/{id}", Permission: lethe.PermRequestsRead, Summary: "A request and the progress of its task per system", Response: requestView{}, Status: 200, Errors: []int{400, 404}, handle: s.getRequest},
-		{Method: "POST", Path: "/v1/requests/{id}/approve", Permission: lethe.PermRequestsManage, Summary: "Approve a verified request that policy holds for approval", Response: requestView{}, Status: 200, Errors: []int{400, 404, 409}, handle: s.approveRequest},
-		{Method: "POST", Path: "/v1/requests/{id}/retry", Permission: lethe.PermRequestsManage, Summary: "Run again the systems a partially completed request has not finished (after a system's job gave up)", Response: requestView{}, Status: 200, Errors: []int{400, 404, 409}, handle: s.retryRequest},
-		{Method: "POST", Path: "/v1/requests/{id}/extend", Permission: lethe.PermRequestsManage, Summary: "Extend a request's due date, by at most two months in all, with the reason the person is told (Art. 12(3))", Request: extendRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.extendRequest},
-		{Method: "POST", Path: "/v1/requests/{id}/close", Permission: lethe.PermRequestsManage, Summary: "Reject or cancel an open request, with a reason", Request: closeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.closeRequest},
-		{Method: "POST", Path: "/v1/requests/{id}/systems/{system}/done", Permission: lethe.PermRequestsManage, Summary: "Close a system's part of a request that waits for a person (a manual checklist) or a third party, with how much it held", Request: acknowledgeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: s.acknowledgeRequest},
+		{Method: "POST", Path: "/v1/requests/{id}/approve", Permission: lethe.PermRequestsManage, Summary: "Approve a verified request that policy holds for approval", Response: requestView{}, Status: 200, Errors: []int{400, 404, 409}, handle: requestAction(s, func(ctx context.Context, a lethe.Actor, tenant, id string, _ *struct{}) (*lethe.Request, error) {
+			return s.requests.Approve(ctx, a, tenant, id)
+		})},
+		{Method: "POST", Path: "/v1/requests/{id}/retry", Permission: lethe.PermRequestsManage, Summary: "Run again the systems a partially completed request has not finished (after a system's job gave up)", Response: requestView{}, Status: 200, Errors: []int{400, 404, 409}, handle: requestAction(s, func(ctx context.Context, a lethe.Actor, tenant, id string, _ *struct{}) (*lethe.Request, error) {
+			return s.requests.Retry(ctx, a, tenant, id)
+		})},
+		{Method: "POST", Path: "/v1/requests/{id}/extend", Permission: lethe.PermRequestsManage, Summary: "Extend a request's due date, by at most two months in all, with the reason the person is told (Art. 12(3))", Request: extendRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: requestAction(s, func(ctx context.Context, a lethe.Actor, tenant, id string, in *extendRequest) (*lethe.Request, error) {
+			return s.requests.Extend(ctx, a, tenant, id, in.Until, in.Reason)
+		})},
+		{Method: "POST", Path: "/v1/requests/{id}/close", Permission: lethe.PermRequestsManage, Summary: "Reject or cancel an open request, with a reason", Request: closeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: requestAction(s, func(ctx context.Context, a lethe.Actor, tenant, id string, in *closeRequest) (*lethe.Request, error) {
+			return s.requests.Close(ctx, a, tenant, id, in.State, in.Reason)
+		})},
+		{Method: "POST", Path: "/v1/requests/{id}/systems/{system}/done", Permission: lethe.PermRequestsManage, Summary: "Close a system's part of a request that waits for a person (a manual checklist) or a third party, with how much it held", Request: acknowledgeRequest{}, Response: requestView{}, Status: 200, Errors: []int{400, 404, 409, 413, 415}, handle: requestAction(s, func(ctx context.Context, a lethe.Actor, tenant, id string, in *acknowledgeRequest) (*lethe.Request, error) {
+			return s.requests.Acknowledge(ctx, a, tenant, id, in.system, in.Count, in.Note)
+		})},
 		{Method: "POST", Path: "/v1/callbacks/{system}", Permission: lethe.PermPublic, Summary: "A third party's acknowledgement of its part of a request, signed with the system's shared secret (Lethe-Signature, as Lethe signs its own calls)", Status: 204, Errors: []int{400, 401, 404, 409, 413}, handle: s.callback},
 		{Method: "GET", Path: "/v1/self/downloads/{link}", Permission: lethe.PermPublic, Summary: "A person's access archive (a zip: their data from every system, JSON and CSV, and what is done with it), through the one-time link mailed to them", Status: 200, Errors: []int{404, 429}, handle: s.selfDownload},
 		{Method: "POST", Path: "/v1/self/requests", Permission: lethe.PermPublic, Summary: "A person's own request: a code goes to the address given; the answer is the same whether or not anything is held on the person", Request: selfAsk{}, Response: selfView{}, Status: 202, Errors: []int{400, 413, 415, 429}, handle: s.selfCreateRequest},
@@ -138,52 +148,42 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) approveRequest(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, id, err := s.requestOf(r)
-	if err != nil {
-		return err
-	}
-	req, err := s.requests.Approve(r.Context(), a, tenant, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, requestView{Request: *req})
-	return nil
-}
-
-func (s *Server) retryRequest(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, id, err := s.requestOf(r)
-	if err != nil {
-		return err
-	}
-	req, err := s.requests.Retry(r.Context(), a, tenant, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, requestView{Request: *req})
-	return nil
-}
-
 type acknowledgeRequest struct {
-	Count int64  `json:"count"` // records the system held (and erased, or corrected)
-	Note  string `json:"note,omitempty"`
+	Count  int64  `json:"count"` // records the system held (and erased, or corrected)
+	Note   string `json:"note,omitempty"`
+	system string // from the path
 }
 
-func (s *Server) acknowledgeRequest(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, id, err := s.requestOf(r)
-	if err != nil {
-		return err
+// pathSetter is a request body that takes a value from the path too.
+type pathSetter interface{ fromPath(r *http.Request) }
+
+func (a *acknowledgeRequest) fromPath(r *http.Request) { a.system = r.PathValue("system") }
+
+// requestAction is the handler of a staff action on the request the path
+// names: it decodes the body into T (none for struct{}), acts, and answers
+// with the request as it then stands.
+func requestAction[T any](s *Server, act func(ctx context.Context, a lethe.Actor, tenant, id string, in *T) (*lethe.Request, error)) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		a, tenant, id, err := s.requestOf(r)
+		if err != nil {
+			return err
+		}
+		var in T
+		if _, none := any(in).(struct{}); !none {
+			if err := decodeJSON(r, &in); err != nil {
+				return err
+			}
+		}
+		if p, ok := any(&in).(pathSetter); ok {
+			p.fromPath(r)
+		}
+		req, err := act(r.Context(), a, tenant, id, &in)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, requestView{Request: *req})
+		return nil
 	}
-	var in acknowledgeRequest
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	req, err := s.requests.Acknowledge(r.Context(), a, tenant, id, r.PathValue("system"), in.Count, in.Note)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, requestView{Request: *req})
-	return nil
 }
 
 // callback takes a third party's signed acknowledgement. The body is read
@@ -205,43 +205,9 @@ type extendRequest struct {
 	Reason string    `json:"reason"`
 }
 
-func (s *Server) extendRequest(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, id, err := s.requestOf(r)
-	if err != nil {
-		return err
-	}
-	var in extendRequest
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	req, err := s.requests.Extend(r.Context(), a, tenant, id, in.Until, in.Reason)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, requestView{Request: *req})
-	return nil
-}
-
 type closeRequest struct {
 	State  lethe.RequestState `json:"state"` // rejected or cancelled
 	Reason string             `json:"reason"`
-}
-
-func (s *Server) closeRequest(w http.ResponseWriter, r *http.Request) error {
-	a, tenant, id, err := s.requestOf(r)
-	if err != nil {
-		return err
-	}
-	var in closeRequest
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	req, err := s.requests.Close(r.Context(), a, tenant, id, in.State, in.Reason)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, requestView{Request: *req})
-	return nil
 }
 
 // The self-service routes answer a person without credentials: what they
