@@ -289,8 +289,8 @@ func (r *Runner) Download(ctx context.Context, link string) ([]byte, error) {
 		return nil, gone
 	}
 	dir := filepath.Join(r.c.ArchiveDir, id)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.dl.Lock()
+	defer r.dl.Unlock()
 	raw, err := os.ReadFile(filepath.Join(dir, "download.json"))
 	if err != nil {
 		return nil, gone
@@ -321,15 +321,11 @@ func (r *Runner) Download(ctx context.Context, link string) ([]byte, error) {
 		return nil, err
 	}
 	// Downloaded once: nothing of the person is kept here any longer.
-	for _, name := range []string{"archive.zip.sealed"} {
-		os.Remove(filepath.Join(dir, name))
+	parts, _ := filepath.Glob(filepath.Join(dir, "*.part"))
+	for _, name := range append(parts, filepath.Join(dir, "archive.zip.sealed")) {
+		os.Remove(name)
 	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "*.part"))
-	for _, m := range matches {
-		os.Remove(m)
-	}
-	ev := lethe.AuditEvent{Time: r.c.Now().UTC(), Action: "request.download", Outcome: "ok", KeyID: "self", Tenant: req.Tenant, SubjectID: req.SubjectID, Resource: "request:" + req.ID}
-	if err := r.c.Audit.Record(ctx, ev); err != nil {
+	if err := record(ctx, r.c.Audit, r.c.Now(), lethe.RequestSelf, "request.download", "ok", req); err != nil {
 		return nil, err
 	}
 	return zipped, nil

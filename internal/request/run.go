@@ -80,6 +80,8 @@ type Runner struct {
 	c     RunnerConfig
 	mu    sync.Mutex
 	queue *jobs.Queue
+	// dl serialises downloads: a link works once.
+	dl sync.Mutex
 	// conns are the systems opened so far, kept for the next jobs
 	// (connectors are safe for concurrent use).
 	conns map[string]connector.Connector
@@ -220,10 +222,8 @@ func actorOf(req *lethe.Request) lethe.Actor {
 }
 
 func (r *Runner) update(ctx context.Context, action string, req *lethe.Request) error {
-	ev := lethe.AuditEvent{Time: r.c.Now().UTC(), Action: action, Outcome: "ok", KeyID: "request:" + req.ID, Role: lethe.RoleDPO,
-		Tenant: req.Tenant, SubjectID: req.SubjectID, Resource: "request:" + req.ID}
-	if err := r.c.Audit.Record(ctx, ev); err != nil {
-		return fmt.Errorf("%s %s: audit: %w", action, req.ID, err)
+	if err := record(ctx, r.c.Audit, r.c.Now(), actorOf(req), action, "ok", req); err != nil {
+		return err
 	}
 	return r.c.Store.UpdateRequest(ctx, req)
 }
@@ -510,9 +510,7 @@ func (r *Runner) Acknowledge(ctx context.Context, tenant, id, system string, cou
 		if t.Report, err = json.Marshal(rep); err != nil {
 			return nil, err
 		}
-		ev := lethe.AuditEvent{Time: t.UpdatedAt, Action: "request.acknowledge", Outcome: "ok", KeyID: "system:" + system, Tenant: req.Tenant,
-			SubjectID: req.SubjectID, Resource: "request:" + req.ID}
-		if err := r.c.Audit.Record(ctx, ev); err != nil {
+		if err := record(ctx, r.c.Audit, t.UpdatedAt, lethe.Actor{KeyID: "system:" + system}, "request.acknowledge", "ok", req); err != nil {
 			return nil, err
 		}
 		if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{t}); err != nil {
@@ -571,6 +569,20 @@ func (r *Runner) Resume(ctx context.Context) (int, error) {
 		last := page[len(page)-1]
 		f.AfterDue, f.AfterID = last.DueAt, last.ID
 	}
+}
+
+// Callback takes a third party's signed acknowledgement of its part of a
+// request (RunnerConfig.Callback checks and reads it).
+func (r *Runner) Callback(ctx context.Context, system, signature string, body []byte) error {
+	if r.c.Callback == nil {
+		return lethe.Errorf(lethe.ENOTFOUND, "no system takes callbacks here")
+	}
+	tenant, id, count, err := r.c.Callback(system, signature, body)
+	if err != nil {
+		return err
+	}
+	_, err = r.Acknowledge(ctx, tenant, id, system, count, "acknowledged by the third party")
+	return err
 }
 
 // Retry runs again the tasks of a partially completed request that are

@@ -418,15 +418,10 @@ func (s *Service) Download(ctx context.Context, link string) ([]byte, error) {
 // Callback takes a third party's signed acknowledgement of its part of a
 // request. EUNAUTHORIZED unless the signature is the system's.
 func (s *Service) Callback(ctx context.Context, system, signature string, body []byte) error {
-	if s.c.Runner == nil || s.c.Runner.c.Callback == nil {
+	if s.c.Runner == nil {
 		return lethe.Errorf(lethe.ENOTFOUND, "no system takes callbacks here")
 	}
-	tenant, id, count, err := s.c.Runner.c.Callback(system, signature, body)
-	if err != nil {
-		return err
-	}
-	_, err = s.c.Runner.Acknowledge(ctx, tenant, id, system, count, "acknowledged by the third party")
-	return err
+	return s.c.Runner.Callback(ctx, system, signature, body)
 }
 
 // Extend moves a request's due date, by at most two months past the first
@@ -516,9 +511,15 @@ func (s *Service) audit(ctx context.Context, a lethe.Actor, action string, r *le
 }
 
 func (s *Service) auditOutcome(ctx context.Context, a lethe.Actor, action string, r *lethe.Request, outcome string) error {
-	ev := lethe.AuditEvent{Time: s.c.Now().UTC(), Action: action, Outcome: outcome, KeyID: a.KeyID, Role: a.Role, RequestID: a.RequestID,
+	return record(ctx, s.c.Audit, s.c.Now(), a, action, outcome, r)
+}
+
+// record audits one step of a request, by a, naming the request and its
+// subject (never the person's address or values).
+func record(ctx context.Context, au lethe.Auditor, now time.Time, a lethe.Actor, action, outcome string, r *lethe.Request) error {
+	ev := lethe.AuditEvent{Time: now.UTC(), Action: action, Outcome: outcome, KeyID: a.KeyID, Role: a.Role, RequestID: a.RequestID,
 		Tenant: r.Tenant, SubjectID: r.SubjectID, Resource: "request:" + r.ID}
-	if err := s.c.Audit.Record(ctx, ev); err != nil {
+	if err := au.Record(ctx, ev); err != nil {
 		return fmt.Errorf("%s %s: audit: %w", action, r.ID, err)
 	}
 	return nil
