@@ -50,10 +50,11 @@ var DefaultRetryPolicy = &Backoff{Base: 15 * time.Second, Max: 6 * time.Hour}
 // Config says where a Queue keeps its jobs and how it runs them. Exactly
 // one of SQLite and Postgres is set; a zero field takes its default.
 type Config struct {
-	// SQLite is the data store's write pool: one connection, WAL,
-	// busy_timeout, transactions beginning IMMEDIATE (see the package
-	// documentation). The caller keeps it open while the Queue runs and
-	// closes it after.
+	// SQLite is a pool of one connection, WAL, busy_timeout and
+	// transactions beginning IMMEDIATE: that of a queue file of its own
+	// (OpenSQLite), as Lethe uses, or the data store's write pool (see the
+	// package documentation). The caller keeps it open while the Queue runs
+	// and closes it after.
 	SQLite *sql.DB
 
 	// Postgres is the data store's pool. The caller keeps it open while the
@@ -267,7 +268,7 @@ func migratePostgres(ctx context.Context, pool *pgxpool.Pool) error {
 	return err
 }
 
-// Queue is a River client on the data store's database. It is safe for
+// Queue is a River client on the database its Config names. It is safe for
 // concurrent use. A Queue that was started must be stopped (Stop) before
 // its database pool is closed.
 type Queue struct {
@@ -369,8 +370,10 @@ func (q *Queue) stop(ctx context.Context, cancel bool) error {
 
 // Insert inserts a job, committed before Insert returns. A job whose
 // UniqueOpts match an existing one is skipped without error. Insert must
-// not be called inside a transaction on the SQLite write pool, which would
-// hold the connection Insert waits for: use InsertTx. Errors are EINTERNAL.
+// not be called inside a transaction on the Queue's SQLite pool, which
+// would hold the one connection Insert waits for: insert once the
+// transaction has committed (see the package documentation). Errors are
+// EINTERNAL.
 func (q *Queue) Insert(ctx context.Context, args river.JobArgs, opts *river.InsertOpts) error {
 	var err error
 	if q.sqlite != nil {
@@ -398,49 +401,6 @@ func (q *Queue) InsertMany(ctx context.Context, params []river.InsertManyParams)
 	return nil
 }
 
-// Tx is a caller's open transaction to insert jobs in, from SQLiteTx or
-// PostgresTx.
-type Tx struct {
-	sqlite *sql.Tx
-	pg     pgx.Tx
-}
-
-// SQLiteTx returns tx, a transaction on the SQLite write pool of the
-// Queue's Config, for InsertTx.
-func SQLiteTx(tx *sql.Tx) Tx { return Tx{sqlite: tx} }
-
-// PostgresTx returns tx, a transaction on the PostgreSQL pool of the
-// Queue's Config, for InsertTx.
-func PostgresTx(tx pgx.Tx) Tx { return Tx{pg: tx} }
-
-// InsertTx inserts a job in the caller's transaction tx: it exists if and
-// only if tx commits, so that a request and the jobs that carry it out are
-// created together. Workers see the job once tx has committed. Errors are
-// EINTERNAL; tx must then be rolled back.
-func (q *Queue) InsertTx(ctx context.Context, tx Tx, args river.JobArgs, opts *river.InsertOpts) error {
-	return q.InsertManyTx(ctx, tx, []river.InsertManyParams{{Args: args, InsertOpts: opts}})
-}
-
-// InsertManyTx inserts jobs in the caller's transaction tx, like InsertTx.
-func (q *Queue) InsertManyTx(ctx context.Context, tx Tx, params []river.InsertManyParams) error {
-	var err error
-	switch {
-	case q.sqlite != nil && tx.sqlite != nil:
-		_, err = q.sqlite.InsertManyTx(ctx, tx.sqlite, params)
-	case q.pg != nil && tx.pg != nil:
-		_, err = q.pg.InsertManyTx(ctx, tx.pg, params)
-	default:
-		return errors.New("jobs: insert in a transaction of the other database engine, or none")
-	}
-	if err != nil {
-		if len(params) == 1 {
-			return fmt.Errorf("insert %s job: %w", params[0].Args.Kind(), err)
-		}
-		return fmt.Errorf("insert %d jobs: %w", len(params), err)
-	}
-	return nil
-}
-
 // Client is the part of River's client that does not depend on the
 // database engine: look-ups, cancellation, retries, events, pausing. Both
 // *river.Client[*sql.Tx] and *river.Client[pgx.Tx] implement it.
@@ -461,9 +421,3 @@ var (
 
 // Client returns the River client, for what Queue does not wrap.
 func (q *Queue) Client() Client { return q.client }
-
-// SQLiteClient returns the River client on SQLite, or nil on PostgreSQL.
-func (q *Queue) SQLiteClient() *river.Client[*sql.Tx] { return q.sqlite }
-
-// PostgresClient returns the River client on PostgreSQL, or nil on SQLite.
-func (q *Queue) PostgresClient() *river.Client[pgx.Tx] { return q.pg }
