@@ -34,12 +34,12 @@ import (
 // engine.
 var columns = map[string][]string{
 	"products":        {"id", "name", "price_cents"},
-	"customers":       {"id", "lethe_id", "email", "full_name", "phone", "birth_date", "created_at"},
+	"customers":       {"id", "lethe_id", "email", "full_name", "phone", "birth_date", "created_at", "processing_restricted"},
 	"addresses":       {"id", "customer_id", "street", "city", "postcode", "country"},
 	"orders":          {"id", "customer_id", "placed_at", "status", "total_cents", "shipping_name", "shipping_address"},
 	"order_items":     {"id", "order_id", "product", "quantity", "price_cents", "gift_message"},
 	"invoices":        {"id", "customer_id", "order_id", "number", "issued_at", "billing_name", "billing_address", "total_cents"},
-	"newsletter":      {"id", "email", "subscribed_at", "source"},
+	"newsletter":      {"id", "email", "subscribed_at", "source", "suppressed"},
 	"support_tickets": {"id", "customer_id", "subject", "body", "created_at"},
 	"activity_log":    {"id", "customer_id", "at", "event", "ip_address", "user_agent"},
 }
@@ -685,6 +685,13 @@ func TestManifest(t *testing.T) {
 				t.Errorf("table %s: column %s not in the schema", tb.Name, c.Name)
 			}
 		}
+		for _, r := range tb.Restrict {
+			for _, a := range r.Set {
+				if !has(tb.Name, a.Column) {
+					t.Errorf("table %s: restrict column %s not in the schema", tb.Name, a.Column)
+				}
+			}
+		}
 	}
 	for _, table := range Tables() {
 		if !mapped[table] && table != "products" {
@@ -695,6 +702,11 @@ func TestManifest(t *testing.T) {
 		if _, ok := m.System(name); !ok {
 			t.Errorf("lethe.yaml has no system %s", name)
 		}
+	}
+	cust, _ := sys.Table("customers")
+	news, _ := sys.Table("newsletter")
+	if cust == nil || news == nil || len(cust.Restrictions("")) == 0 || len(news.Restrictions("newsletter")) == 0 {
+		t.Errorf("lethe.yaml: want restrict entries for a restriction on customers and for an objection to the newsletter on newsletter")
 	}
 	if p, ok := m.Purpose("newsletter"); !ok || p.Policy.TextHash == "" || !p.DirectMarketing {
 		t.Errorf("purpose newsletter: missing, or without its policy text or direct marketing")

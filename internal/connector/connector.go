@@ -4,10 +4,10 @@
 //
 // Every connector can Find a subject's data. What else it can do is an
 // optional capability, a separate interface found by type assertion, as
-// database/sql/driver does: Exporter, Eraser, Rectifier, Checker. Each
-// system kind has its own package under connector/ (postgres, mysql,
-// sqlite, redis, files, webhook, manual); cmd/lethe holds the map from a
-// manifest's kind to the package that opens it.
+// database/sql/driver does: Exporter, Eraser, Rectifier, Restricter,
+// Checker. Each system kind has its own package under connector/
+// (postgres, mysql, sqlite, redis, files, webhook, manual); cmd/lethe
+// holds the map from a manifest's kind to the package that opens it.
 //
 // Reports carry locations (tables, key patterns, file patterns), actions,
 // counts and row keys, never a personal value: they go into erasure
@@ -79,6 +79,8 @@ const (
 	ActionNotify       = "notify"       // ask a third party to erase
 	ActionTask         = "task"         // ask a person to
 	ActionRectify      = "rectify"      // write a corrected value
+	ActionRestrict     = "restrict"     // mark the rows restricted (Art. 18)
+	ActionObject       = "object"       // mark the rows objected to for a purpose (Art. 21)
 )
 
 // Count is how much of a subject's data one location holds.
@@ -162,6 +164,19 @@ type Eraser interface {
 // one transaction where the system allows.
 type Rectifier interface {
 	Rectify(ctx context.Context, s Subject, values map[string]string) (Report, error)
+}
+
+// Restricter writes the data map's restrict values (a flag column the
+// application checks, say) into the subject's rows, in one transaction
+// where the system allows. With objection "" it carries out a restriction
+// of processing (Art. 18); otherwise an objection (Art. 21) to the purpose
+// with that key. Only the map's entries for that request apply; a system
+// with none returns an empty report. It is idempotent: run again it
+// writes the same values into the same rows and reports them again.
+// Steps have the action ActionRestrict or ActionObject and name columns,
+// never the values written.
+type Restricter interface {
+	Restrict(ctx context.Context, s Subject, objection string) (Report, error)
 }
 
 // Drift is a difference between the data map and the live system.

@@ -3,6 +3,7 @@ package datamap
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -200,7 +201,71 @@ type Table struct {
 	// (rows that hold nothing of the person's own, say).
 	NoExport bool     `yaml:"no_export"`
 	Columns  []Column `yaml:"columns"`
+	// Restrict is what a restriction of processing (Art. 18) or an
+	// objection to a purpose (Art. 21) writes into the subject's rows.
+	Restrict []Restriction `yaml:"restrict"`
 	Pos      `yaml:"-"`
+}
+
+// Restriction is one entry of a table's restrict action: the values Set
+// writes into the subject's rows (a flag the application checks before it
+// processes them). Without Objection it applies to a restriction of
+// processing (Art. 18); with it, to an objection (Art. 21) to any of the
+// purposes it lists.
+type Restriction struct {
+	Set       Assignments `yaml:"set"`
+	Objection []string    `yaml:"objection"`
+	Pos       `yaml:"-"`
+}
+
+// AppliesTo reports whether the entry applies to a restriction (objection
+// "") or to an objection to the purpose.
+func (r *Restriction) AppliesTo(objection string) bool {
+	if objection == "" {
+		return len(r.Objection) == 0
+	}
+	return slices.Contains(r.Objection, objection)
+}
+
+// Restrictions returns the table's entries that apply to a restriction
+// (objection "") or to an objection to the purpose, in the map's order.
+func (t *Table) Restrictions(objection string) []Restriction {
+	var out []Restriction
+	for _, r := range t.Restrict {
+		if r.AppliesTo(objection) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Assignments are the columns a restrict entry writes, in the map's
+// order.
+type Assignments []Assignment
+
+// Assignment is one column and the fixed value written into it: nil
+// (NULL), a bool, an int64, a float64 or a string, as the YAML scalar
+// reads (quote a string that would read as another type: "1", "true").
+type Assignment struct {
+	Column string
+	Value  any
+	Pos
+}
+
+// Kind names the value's type for messages that must not repeat the
+// value: "null", "true or false", "an integer", "a number" or "a string".
+func (a Assignment) Kind() string {
+	switch a.Value.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "true or false"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a number"
+	}
+	return "a string"
 }
 
 // EraseUpdate is a table's erasure by its columns' actions.

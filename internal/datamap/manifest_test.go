@@ -70,6 +70,10 @@ flows:
   - {from: shop, to: mailer, categories: [user.contact.email], purpose: orders}
 `
 
+// customersEmail is the last line of the customers table in base, where
+// cases add a restrict action.
+const customersEmail = "          - {name: email, category: user.contact.email, erase: pseudonymize}\n"
+
 func TestParseGood(t *testing.T) {
 	m, err := Parse("lethe.yaml", []byte(base), "/srv/shop")
 	if err != nil {
@@ -89,6 +93,64 @@ func TestParseGood(t *testing.T) {
 	up, _ := m.System("uploads")
 	if up.Connection.Path != filepath.Join("/srv/shop", "uploads") {
 		t.Errorf("uploads path: got %s, want it made absolute", up.Connection.Path)
+	}
+}
+
+// TestRestrict reads a table's restrict entries: values by their YAML
+// type, positions, and which entries a restriction and an objection to a
+// purpose each apply.
+func TestRestrict(t *testing.T) {
+	doc := strings.Replace(base, customersEmail, customersEmail+`        restrict:
+          - set: {processing_restricted: true, level: 2, ratio: 0.5, note: "1", cleared_at: null, since: 2025-01-01}
+          - set: {marketing_ok: false}
+            objection: [orders]
+`, 1)
+	m, err := Parse("lethe.yaml", []byte(doc), "/srv/shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, _ := m.System("shop")
+	cust, _ := shop.Table("customers")
+	if len(cust.Restrict) != 2 {
+		t.Fatalf("got %d restrict entries, want 2", len(cust.Restrict))
+	}
+	got := map[string]any{}
+	for _, a := range cust.Restrict[0].Set {
+		got[a.Column] = a.Value
+	}
+	want := map[string]any{"processing_restricted": true, "level": int64(2), "ratio": 0.5, "note": "1", "cleared_at": nil, "since": "2025-01-01"}
+	if len(got) != len(want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if g, ok := got[k]; !ok || g != w {
+			t.Errorf("set %s: got %#v, want %#v", k, g, w)
+		}
+	}
+	if a := cust.Restrict[0].Set[0]; a.Pos.String() != "lethe.yaml:30:19" || a.Column != "processing_restricted" || a.Kind() != "true or false" {
+		t.Errorf("got %s at %s (%s), want processing_restricted at lethe.yaml:30:19", a.Column, a.Pos, a.Kind())
+	}
+	for objection, want := range map[string]string{"": "processing_restricted", "orders": "marketing_ok", "newsletter": ""} {
+		var cols []string
+		for _, r := range cust.Restrictions(objection) {
+			for _, a := range r.Set {
+				cols = append(cols, a.Column)
+			}
+		}
+		if len(cols) > 0 && cols[0] != want || len(cols) == 0 && want != "" {
+			t.Errorf("objection %q: got %v, want %s first", objection, cols, want)
+		}
+	}
+
+	// An objection to a purpose declared but not among the system's.
+	doc2 := strings.Replace(strings.Replace(doc, "objection: [orders]", "objection: [marketing]", 1), "recipients:", `  - key: marketing
+    description: Offers
+    legal_basis: legitimate_interests
+    policy: {version: "1", text_sha256: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}
+recipients:`, 1)
+	_, err = Parse("lethe.yaml", []byte(doc2), "/srv/shop")
+	if err == nil || !strings.Contains(err.Error(), "restrict objection names purpose marketing, which system shop does not list") {
+		t.Errorf("got %v, want the purpose named as not the system's", err)
 	}
 }
 
@@ -121,6 +183,14 @@ func TestBadManifests(t *testing.T) {
 		{"two links", "        subject: {column: lethe_id}\n", "        subject: {column: lethe_id}\n        via: {column: id, parent: orders, references: customer_id}\n", []string{"gives both subject and via"}},
 		{"bad yaml", "version: 1\n", "version: 1\n  oops: [\n", []string{"lethe.yaml:"}},
 		{"duplicate system", "  - name: crm\n", "  - name: shop\n", []string{"system shop is declared twice"}},
+		{"restrict objection to an undeclared purpose", customersEmail, customersEmail + "        restrict:\n          - {set: {marketing_ok: false}, objection: [order]}\n", []string{"lethe.yaml:30:13:", `purpose "order" is not declared`, "did you mean orders?"}},
+		{"restrict unknown key", customersEmail, customersEmail + "        restrict:\n          - {sett: {processing_restricted: true}}\n", []string{"lethe.yaml:30:14:", `unknown key "sett" in a restrict entry`, "did you mean set?"}},
+		{"restrict value not plain", customersEmail, customersEmail + "        restrict:\n          - set: {processing_restricted: [hunter2]}\n", []string{"lethe.yaml:30:42:", "the value of processing_restricted must be a string, a number, true, false or null"}},
+		{"restrict column twice", customersEmail, customersEmail + "        restrict:\n          - set: {processing_restricted: true, processing_restricted: false}\n", []string{"lethe.yaml:30:48:", `column "processing_restricted" appears twice in set`}},
+		{"restrict sets nothing", customersEmail, customersEmail + "        restrict:\n          - set: {}\n", []string{"lethe.yaml:30:13:", "a restrict entry sets no column"}},
+		{"restrict sets the subject link", customersEmail, customersEmail + "        restrict:\n          - set: {lethe_id: hunter2}\n", []string{"lethe.yaml:30:19:", "restrict sets lethe_id, which is subject.column"}},
+		{"restrict sets a column twice for one request", customersEmail, customersEmail + "        restrict:\n          - set: {processing_restricted: true}\n          - set: {processing_restricted: false}\n", []string{"lethe.yaml:31:19:", "restrict sets processing_restricted twice for a restriction (first at lethe.yaml:30:19)"}},
+		{"restrict objection empty", customersEmail, customersEmail + "        restrict:\n          - {set: {marketing_ok: false}, objection: []}\n", []string{"restrict objection lists no purpose"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -221,6 +291,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(base))
 	f.Add([]byte("version: 1\nsystems: [{name: a, kind: sqlite, connection: {path: a.db}, tables: [{name: t, via: {column: a, parent: t, references: b}, erase: delete}]}]"))
 	f.Add([]byte("systems:\n  - &a {name: x}\n  - *a\n"))
+	f.Add([]byte(strings.Replace(base, customersEmail, customersEmail+"        restrict:\n          - {set: {processing_restricted: true, n: &v 1, m: *v}}\n          - {set: {marketing_ok: false}, objection: [orders]}\n", 1)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse("fuzz.yaml", data, "/tmp")
 		if err != nil {

@@ -3,6 +3,7 @@ package datamap
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -174,6 +175,13 @@ func (s *System) setFile(name string) {
 		}
 		for j := range t.Columns {
 			t.Columns[j].Pos.File = name
+		}
+		for j := range t.Restrict {
+			r := &t.Restrict[j]
+			r.Pos.File = name
+			for k := range r.Set {
+				r.Set[k].Pos.File = name
+			}
 		}
 	}
 	for i := range s.Keys {
@@ -389,6 +397,76 @@ func (c *Column) UnmarshalYAML(n *yaml.Node) error {
 	type plain Column
 	c.Pos = pos(n)
 	return strict(n, (*plain)(c), "a column")
+}
+
+func (r *Restriction) UnmarshalYAML(n *yaml.Node) error {
+	type plain Restriction
+	r.Pos = pos(n)
+	return strict(n, (*plain)(r), "a restrict entry")
+}
+
+// UnmarshalYAML reads set: a mapping of column names to plain values. The
+// errors name the column, never the value.
+func (as *Assignments) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		return errorAt(n, "set must be a mapping of columns to values, like set: {processing_restricted: true}")
+	}
+	out := Assignments{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return errorAt(k, "a key of set must be a column name")
+		}
+		for _, a := range out {
+			if a.Column == k.Value {
+				return errorAt(k, "column %q appears twice in set", k.Value)
+			}
+		}
+		if v.Kind == yaml.AliasNode && v.Alias != nil {
+			v = v.Alias
+		}
+		val, err := assignmentValue(v)
+		if err != nil {
+			return errorAt(v, "set: the value of %s %v", k.Value, err)
+		}
+		out = append(out, Assignment{Column: k.Value, Value: val, Pos: pos(k)})
+	}
+	*as = out
+	return nil
+}
+
+// assignmentValue reads a plain YAML value: null, a bool, an integer, a
+// finite number or a string (a timestamp stays the text written).
+func assignmentValue(v *yaml.Node) (any, error) {
+	plainValue := errors.New("must be a string, a number, true, false or null")
+	if v.Kind != yaml.ScalarNode {
+		return nil, plainValue
+	}
+	switch v.ShortTag() {
+	case "!!null":
+		return nil, nil
+	case "!!bool":
+		var b bool
+		if err := v.Decode(&b); err != nil {
+			return nil, plainValue
+		}
+		return b, nil
+	case "!!int":
+		var i int64
+		if err := v.Decode(&i); err != nil {
+			return nil, errors.New("is not an integer of 64 bits")
+		}
+		return i, nil
+	case "!!float":
+		var f float64
+		if err := v.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil, errors.New("must be a finite number")
+		}
+		return f, nil
+	case "!!str", "!!timestamp":
+		return v.Value, nil
+	}
+	return nil, plainValue
 }
 
 func (r *Retention) UnmarshalYAML(n *yaml.Node) error {

@@ -160,6 +160,14 @@ func TestSchemaBad(t *testing.T) {
 		{"bad legal basis", "legal_basis: contract", "legal_basis: contractual"},
 		{"policy with file and hash", "      version: \"2024-05\"\n", "      version: \"2024-05\"\n      text_file: policy.txt\n"},
 		{"bad system name", "name: shop_db", "name: Shop-DB"},
+		{"unknown restrict key", "            objection: [newsletter]\n", "            objections: [newsletter]\n"},
+		{"restrict without set", "          - set: {newsletter_ok: false}\n            objection", "          - objection"},
+		{"restrict sets nothing", "set: {newsletter_ok: false}", "set: {}"},
+		{"restrict value a list", "set: {newsletter_ok: false}", "set: {newsletter_ok: [false]}"},
+		{"restrict column not SQL", "set: {newsletter_ok: false}", "set: {newsletter-ok: false}"},
+		{"restrict objection empty", "objection: [newsletter]", "objection: []"},
+		{"restrict objection not a list", "objection: [newsletter]", "objection: newsletter"},
+		{"restrict as a mapping", "          - set: {newsletter_ok: false}\n            objection: [newsletter]\n", "          - set: {newsletter_ok: false}\n            objection: [newsletter]\n      - name: notes\n        subject: {column: id}\n        erase: delete\n        restrict: {set: {flag: true}}\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if !bytes.Contains(good, []byte(tc.old)) {

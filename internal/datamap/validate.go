@@ -348,6 +348,7 @@ func (v *validator) tables(s *System, custom map[string]bool) {
 			}
 		}
 		v.erasure(where, t, custom)
+		v.restrictions(s, where, t)
 	}
 	// Every chain of via must end at a table with a subject link. A cycle
 	// is reported once, at its first table.
@@ -452,6 +453,76 @@ func (v *validator) erasure(where string, t *Table, custom map[string]bool) {
 	}
 	if t.Erase == EraseUpdate && actions == 0 && !bad {
 		v.add(t.Pos, "give the columns erasure writes, or erase: delete", "table %s: erase: update, but no column has an action", where)
+	}
+}
+
+// restrictions checks a table's restrict entries: each sets columns other
+// than those that find the rows, objects only to declared purposes the
+// system serves, and no column gets two values for the same request.
+func (v *validator) restrictions(s *System, where string, t *Table) {
+	links := map[string]string{}
+	for _, k := range t.Key {
+		links[strings.ToLower(k)] = "a key column"
+	}
+	if t.Via != nil {
+		links[strings.ToLower(t.Via.Column)] = "via.column"
+	}
+	if t.Subject != nil {
+		links[strings.ToLower(t.Subject.Column)] = "subject.column"
+	}
+	// first[request][column] is where a column was first set for a
+	// restriction ("") or an objection to a purpose.
+	first := map[string]map[string]Pos{}
+	for _, r := range t.Restrict {
+		if len(r.Set) == 0 {
+			v.add(r.Pos, "like set: {processing_restricted: true}", "table %s: a restrict entry sets no column", where)
+		}
+		var requests []string
+		switch {
+		case r.Objection != nil && len(r.Objection) == 0:
+			v.add(r.Pos, "leave objection out for an entry that applies to a restriction", "table %s: restrict objection lists no purpose", where)
+		case len(r.Objection) == 0:
+			requests = []string{""}
+		}
+		seen := map[string]bool{}
+		for _, p := range r.Objection {
+			if seen[p] {
+				v.add(r.Pos, "", "table %s: restrict objection lists %s twice", where, p)
+				continue
+			}
+			seen[p] = true
+			requests = append(requests, p)
+			if _, ok := v.m.Purpose(p); !ok {
+				v.purpose(r.Pos, p)
+			} else if len(s.Purposes) > 0 && !slices.Contains(s.Purposes, p) {
+				v.add(r.Pos, "add it to the system's purposes, or leave it out here", "table %s: restrict objection names purpose %s, which system %s does not list", where, p, s.Name)
+			}
+		}
+		for _, a := range r.Set {
+			if !sqlNameRE.MatchString(a.Column) {
+				v.add(a.Pos, "", "table %s: restrict sets %q, which is not a plain SQL identifier", where, a.Column)
+				continue
+			}
+			if what, ok := links[strings.ToLower(a.Column)]; ok {
+				v.add(a.Pos, "restrict marks the rows; the columns that find them stay as they are", "table %s: restrict sets %s, which is %s", where, a.Column, what)
+			}
+			for _, req := range requests {
+				cols := first[req]
+				if cols == nil {
+					cols = map[string]Pos{}
+					first[req] = cols
+				}
+				if at, dup := cols[strings.ToLower(a.Column)]; dup {
+					what := "a restriction"
+					if req != "" {
+						what = "an objection to " + req
+					}
+					v.add(a.Pos, "", "table %s: restrict sets %s twice for %s (first at %s)", where, a.Column, what, at)
+					continue
+				}
+				cols[strings.ToLower(a.Column)] = a.Pos
+			}
+		}
 	}
 }
 

@@ -22,6 +22,9 @@ CREATE TABLE customers (
     phone      VARCHAR(40)  NULL,
     birth_date DATE         NULL,
     created_at DATETIME     NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- set by Lethe when the customer restricts processing (Art. 18): the
+    -- shop then only stores the account
+    processing_restricted BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (id),
     UNIQUE KEY customers_lethe_id (lethe_id),
     UNIQUE KEY customers_email (email)
@@ -87,6 +90,9 @@ CREATE TABLE newsletter (
     email         VARCHAR(255) NOT NULL,
     subscribed_at DATETIME     NOT NULL,
     source        VARCHAR(40)  NOT NULL,
+    -- set by Lethe on an objection to the newsletter (Art. 21) or a
+    -- restriction: no newsletter goes to a suppressed address
+    suppressed    BOOLEAN      NOT NULL DEFAULT FALSE,
     PRIMARY KEY (id),
     UNIQUE KEY newsletter_email (email)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

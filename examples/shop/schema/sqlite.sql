@@ -21,7 +21,10 @@ CREATE TABLE customers (
     full_name  VARCHAR(200) NOT NULL,
     phone      VARCHAR(40),
     birth_date DATE,
-    created_at TIMESTAMP    NOT NULL DEFAULT CURRENT_TIMESTAMP
+    created_at TIMESTAMP    NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    -- set by Lethe when the customer restricts processing (Art. 18): the
+    -- shop then only stores the account (0 or 1)
+    processing_restricted BOOLEAN NOT NULL DEFAULT 0
 );
 
 CREATE TABLE addresses (
@@ -78,7 +81,10 @@ CREATE TABLE newsletter (
     id            INTEGER      PRIMARY KEY AUTOINCREMENT,
     email         VARCHAR(255) NOT NULL UNIQUE,
     subscribed_at TIMESTAMP    NOT NULL,
-    source        VARCHAR(40)  NOT NULL
+    source        VARCHAR(40)  NOT NULL,
+    -- set by Lethe on an objection to the newsletter (Art. 21) or a
+    -- restriction: no newsletter goes to a suppressed address (0 or 1)
+    suppressed    BOOLEAN      NOT NULL DEFAULT 0
 );
 
 CREATE TABLE support_tickets (

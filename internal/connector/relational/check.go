@@ -145,6 +145,21 @@ func (c *Conn) drift(unmapped bool) []connector.Drift {
 				add(connector.DriftMismatch, t.Name, col.Name, col.Name+" is NOT NULL, so erase: null cannot work (use placeholder or pseudonymize)")
 			}
 		}
+		for _, r := range t.Restrict {
+			for _, a := range r.Set {
+				need(a.Column, "restrict")
+				ci, ok := m.info.Column(a.Column)
+				switch {
+				case !ok:
+				case slices.ContainsFunc(m.key, func(k string) bool { return strings.EqualFold(k, a.Column) }):
+					add(connector.DriftMismatch, t.Name, a.Column, "restrict sets "+a.Column+", a key column; restrict marks rows, it does not move them")
+				default:
+					if _, err := restrictValue(ci, a); err != nil {
+						add(connector.DriftMismatch, t.Name, a.Column, err.Error())
+					}
+				}
+			}
+		}
 		if t.Subject != nil && t.Erase != connector.ActionDelete && m.info != nil {
 			if _, err := c.actions(m, false); err != nil {
 				add(connector.DriftMismatch, t.Name, t.Subject.Column, "rows that stay must be unlinked from the subject: give "+t.Subject.Column+" an erase action")

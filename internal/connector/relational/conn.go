@@ -1,6 +1,6 @@
 // Package relational is the connector core the PostgreSQL, MySQL/MariaDB
 // and SQLite connectors share: a data map's tables, resolved against the
-// live schema, searched, exported, erased and rectified through
+// live schema, searched, exported, erased, rectified and restricted through
 // database/sql. The engine packages (connector/postgres, connector/mysql,
 // connector/sqlite) open the database and pick the Dialect.
 //
@@ -14,6 +14,11 @@
 // and its link to the subject cut; the plan says so. PlanErase runs the
 // same reading and deciding in a transaction it rolls back, so the dry run
 // lists exactly the rows Erase then touches.
+//
+// Restrict writes the map's restrict values (a flag the application
+// checks) into the subject's rows for a restriction of processing or an
+// objection to a purpose, converting each value to its column's type so
+// that the same map works on every engine.
 package relational
 
 import (
@@ -45,11 +50,12 @@ type Conn struct {
 }
 
 var (
-	_ connector.Connector = (*Conn)(nil)
-	_ connector.Exporter  = (*Conn)(nil)
-	_ connector.Eraser    = (*Conn)(nil)
-	_ connector.Rectifier = (*Conn)(nil)
-	_ connector.Checker   = (*Conn)(nil)
+	_ connector.Connector  = (*Conn)(nil)
+	_ connector.Exporter   = (*Conn)(nil)
+	_ connector.Eraser     = (*Conn)(nil)
+	_ connector.Rectifier  = (*Conn)(nil)
+	_ connector.Restricter = (*Conn)(nil)
+	_ connector.Checker    = (*Conn)(nil)
 )
 
 // mapped is a table of the map with what the live schema says of it.
