@@ -22,10 +22,16 @@ const (
 	RoleSupport Role = "support" // customer support: looks subjects up, masked reads
 	RoleService Role = "service" // an application: stores and uses personal data for a purpose
 	RoleAuditor Role = "auditor" // reads the audit trail and metrics, changes nothing
+	// RoleRecipient is a third party that Lethe's data reaches (a processor,
+	// another controller: a recipient in the sense of GDPR Art. 4(9), as
+	// the data map's recipients are). It may only ask whether a subject or
+	// a token is forgotten, so that it can erase its own copy (Art. 17(2),
+	// Art. 19); it cannot read, create or change anything.
+	RoleRecipient Role = "recipient"
 )
 
 // Roles lists every role in a stable order.
-var Roles = []Role{RoleAdmin, RoleDPO, RoleSupport, RoleService, RoleAuditor}
+var Roles = []Role{RoleAdmin, RoleDPO, RoleSupport, RoleService, RoleAuditor, RoleRecipient}
 
 // Valid reports whether r is one of Roles.
 func (r Role) Valid() bool {
@@ -63,6 +69,7 @@ const (
 	PermRequestsCreate     Permission = "requests.create"      // record a data-subject request on a person's behalf
 	PermRequestsRead       Permission = "requests.read"        // list and read data-subject requests and their progress
 	PermRequestsManage     Permission = "requests.manage"      // approve, extend, reject and cancel requests
+	PermForgottenCheck     Permission = "forgotten.check"      // ask whether a subject or a token is forgotten (erased); answers IDs and times, never data
 )
 
 // Permissions lists every permission that needs credentials, in a stable
@@ -73,16 +80,28 @@ var Permissions = []Permission{
 	PermTokensCreate, PermTokensDetokenize, PermTenantsErase, PermAuditRead,
 	PermConsentWrite, PermConsentCheck, PermConsentRead,
 	PermRequestsCreate, PermRequestsRead, PermRequestsManage,
+	PermForgottenCheck,
 }
 
 // rolePermissions is the permission matrix: least privilege, so a role has
 // only what its job needs.
+//
+// PermForgottenCheck goes to the recipient, whose whole job it is, and to
+// the two roles that hand subject IDs and tokens to third parties and
+// answer for them: the service (an app checks an ID or token it holds, or
+// got back from a partner, before using it) and the DPO (who must make
+// sure recipients learn of each erasure, Art. 19). Neither learns anything
+// new by it: a read of an erased subject answers 410 to them already.
+// Admin, support and auditor do not get it: operating Lethe, answering
+// people and auditing need no per-subject answers of this kind (the auditor
+// proves erasures from the audit trail instead).
 var rolePermissions = map[Role][]Permission{
-	RoleAdmin:   {PermSelf, PermKeysManage, PermMetrics, PermTenantsErase},
-	RoleDPO:     {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase, PermAuditRead, PermConsentWrite, PermConsentCheck, PermConsentRead, PermRequestsCreate, PermRequestsRead, PermRequestsManage},
-	RoleSupport: {PermSelf, PermSubjectsReadMasked, PermRequestsCreate, PermRequestsRead},
-	RoleService: {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase, PermTokensCreate, PermTokensDetokenize, PermConsentWrite, PermConsentCheck, PermConsentRead},
-	RoleAuditor: {PermSelf, PermMetrics, PermAuditRead, PermRequestsRead},
+	RoleAdmin:     {PermSelf, PermKeysManage, PermMetrics, PermTenantsErase},
+	RoleDPO:       {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsHistory, PermSubjectsErase, PermTokensDetokenize, PermTenantsErase, PermAuditRead, PermConsentWrite, PermConsentCheck, PermConsentRead, PermRequestsCreate, PermRequestsRead, PermRequestsManage, PermForgottenCheck},
+	RoleSupport:   {PermSelf, PermSubjectsReadMasked, PermRequestsCreate, PermRequestsRead},
+	RoleService:   {PermSelf, PermSubjectsWrite, PermSubjectsRead, PermSubjectsReadMasked, PermSubjectsErase, PermTokensCreate, PermTokensDetokenize, PermConsentWrite, PermConsentCheck, PermConsentRead, PermForgottenCheck},
+	RoleAuditor:   {PermSelf, PermMetrics, PermAuditRead, PermRequestsRead},
+	RoleRecipient: {PermSelf, PermForgottenCheck},
 }
 
 // Can reports whether role r holds permission p. Every role holds
@@ -148,7 +167,7 @@ const APIKeySecretPrefix = "lethe_"
 // for an unknown role, an empty name or an expiry not after now.
 func NewAPIKey(name string, role Role, now time.Time, expiresAt *time.Time) (*APIKey, string, error) {
 	if !role.Valid() {
-		return nil, "", Errorf(EINVALID, "unknown role %q: use one of admin, dpo, support, service, auditor", role)
+		return nil, "", Errorf(EINVALID, "unknown role %q: use one of admin, dpo, support, service, auditor, recipient", role)
 	}
 	if err := validKeyName(name); err != nil {
 		return nil, "", err

@@ -93,3 +93,17 @@ func TestRoleCan(t *testing.T) {
 		t.Error("admin cannot manage keys")
 	}
 }
+
+// TestRecipientMayOnlyAskAboutForgotten holds the recipient role, held by
+// third parties outside the organisation, to its one job.
+func TestRecipientMayOnlyAskAboutForgotten(t *testing.T) {
+	if _, _, err := NewAPIKey("mailer", RoleRecipient, time.Now(), nil); err != nil {
+		t.Fatalf("a recipient key: %v", err)
+	}
+	for _, p := range Permissions {
+		want := p == PermSelf || p == PermForgottenCheck
+		if got := RoleRecipient.Can(p); got != want {
+			t.Errorf("recipient × %s: got %v, want %v", p, got, want)
+		}
+	}
+}

@@ -84,6 +84,14 @@ type Vault interface {
 	// Detokenize returns one result per token, in order. a.Purpose is
 	// required: values are returned only where the purpose is allowed.
 	Detokenize(ctx context.Context, a Actor, tenant string, tokens []string) ([]Detokenized, error)
+	// CheckForgotten tells whether the subject ref stands for was
+	// forgotten: ref is a subject ID, or a token of the tenant (which
+	// stands for its subject). It returns the forget-list entry of the
+	// subject, or of its tenant if the whole tenant was erased, and nil if
+	// the subject exists and was not erased. EINVALID for a ref that is
+	// neither a subject ID nor a token; ENOTFOUND for one the tenant does
+	// not know. It opens no sealed value and records an audit event.
+	CheckForgotten(ctx context.Context, a Actor, tenant, ref string) (*Forgotten, error)
 }
 
 // TokenRequest asks for a token of a subject's value. With Value set, the

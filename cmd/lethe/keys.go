@@ -81,7 +81,7 @@ func (m *Main) keys(ctx context.Context, args []string) error {
 		return m.rotateTenant(ctx, args[1:])
 	case "create":
 		name := fs.String("name", "", "what the key is for (required)")
-		role := fs.String("role", "", "role: admin, dpo, support, service or auditor (required)")
+		role := fs.String("role", "", "role: admin, dpo, support, service, auditor or recipient (required)")
 		expires := fs.String("expires", "", "expiry: a duration such as 720h, or an RFC 3339 time; default never")
 		tenant := fs.String("tenant", "", "bind the key to this tenant (not for admin keys); default: any tenant")
 		if err := parse(fs, args[1:]); err != nil {

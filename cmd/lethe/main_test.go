@@ -195,6 +195,16 @@ func TestServeFirstStartAndCLI(t *testing.T) {
 	if code, _, _ := in.run(t, "keys", "create", "--role", "service"); code != 2 {
 		t.Errorf("missing --name: got exit %d, want 2", code)
 	}
+	// A third party's key: the recipient role, bound to a tenant, may ask
+	// about forgotten subjects and nothing else.
+	code, out, stderr = in.run(t, "keys", "create", "--name", "mailer (processor)", "--role", "recipient", "--tenant", "acme")
+	if code != 0 {
+		t.Fatalf("keys create --role recipient: exit %d: %s", code, stderr)
+	}
+	rcpt, err := in.client(t, strings.TrimSpace(out)).WhoAmI(ctx)
+	if err != nil || rcpt.Role != "recipient" || rcpt.Tenant != "acme" || fmt.Sprint(rcpt.Permissions) != "[self.read forgotten.check]" {
+		t.Errorf("new recipient key: got %+v, %v", rcpt, err)
+	}
 
 	// A restart keeps the CA and makes no second admin key.
 	fingerprint := in.stdout.String()

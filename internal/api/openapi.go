@@ -92,9 +92,13 @@ func operation(rt Route) map[string]any {
 		errs = append(errs, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
 	}
 	for _, st := range errs {
+		schema := map[string]any{"$ref": "#/components/schemas/Problem"}
+		if st == http.StatusGone && rt.Gone != nil {
+			schema = schemaOf(reflect.TypeOf(rt.Gone))
+		}
 		responses[strconv.Itoa(st)] = map[string]any{
 			"description": http.StatusText(st),
-			"content":     map[string]any{"application/problem+json": map[string]any{"schema": map[string]any{"$ref": "#/components/schemas/Problem"}}},
+			"content":     map[string]any{"application/problem+json": map[string]any{"schema": schema}},
 		}
 	}
 	op["responses"] = responses

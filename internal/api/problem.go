@@ -51,23 +51,38 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func writeProblem(w http.ResponseWriter, r *http.Request, status int, code, detail string) {
-	if st, ok := w.(*statusWriter); ok {
-		st.code = code
-	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="lethe"`)
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(Problem{
+	writeProblemBody(w, newProblem(r, status, code, detail), nil)
+}
+
+// newProblem returns the problem for status and code.
+func newProblem(r *http.Request, status int, code, detail string) Problem {
+	return Problem{
 		Type:      problemType(code),
 		Title:     http.StatusText(status),
 		Status:    status,
 		Detail:    detail,
 		Code:      code,
 		RequestID: requestID(r.Context()),
-	})
+	}
+}
+
+// writeProblemBody answers with problem p, or, if body is not nil, with
+// body: a struct that embeds p and adds extension members (RFC 9457
+// section 3.2).
+func writeProblemBody(w http.ResponseWriter, p Problem, body any) {
+	if st, ok := w.(*statusWriter); ok {
+		st.code = p.Code
+	}
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="lethe"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	if body == nil {
+		body = p
+	}
+	_ = json.NewEncoder(w).Encode(body)
 }
 
 // writeJSON answers with v as JSON.

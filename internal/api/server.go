@@ -125,6 +125,7 @@ type Route struct {
 	Status     int              // success status
 	Errors     []int            // error statuses besides the ones every route can return
 	BodyLimit  int64            // a larger body limit than the server's, for a route whose requests are big by nature
+	Gone       any              // zero value of the body of a 410 answer that extends the problem with members of its own, or nil
 
 	handle func(w http.ResponseWriter, r *http.Request) error
 }
@@ -156,6 +157,7 @@ func (s *Server) buildRoutes() []Route {
 		{Method: "GET", Path: "/v1/consent/stream", Permission: lethe.PermConsentCheck, Summary: "The tenant's consent-ledger events as server-sent events (after=REVISION to resume), with a revision heartbeat every 250 ms; what the Go client's in-process cache follows", Status: 200, Errors: []int{400}, handle: s.consentStream},
 		{Method: "GET", Path: "/v1/subjects/{id}/consent", Permission: lethe.PermConsentRead, Summary: "A subject's consent ledger, oldest first: every grant, withdrawal, restriction and objection with its proof", Response: consentHistoryResponse{}, Status: 200, Errors: []int{400}, handle: s.consentHistory},
 		{Method: "DELETE", Path: "/v1/subjects/{id}", Permission: lethe.PermSubjectsErase, Summary: "Erase a subject: destroy its key, then delete its data; later reads answer 410", Response: erasureResponse{}, Status: 200, Errors: []int{400, 404}, handle: s.eraseSubject},
+		{Method: "GET", Path: "/v1/forgotten/{ref}", Permission: lethe.PermForgottenCheck, Summary: "Is this subject forgotten? ref is a subject ID or a token of the tenant: 410 with erased_at if the subject (or its whole tenant) was erased, 200 if it is known and not, 404 if unknown; answers nothing personal", Response: forgottenResponse{}, Gone: forgottenProblem{}, Status: 200, Errors: []int{400, 404, 410}, handle: s.checkForgotten},
 	}
 	if s.requests != nil {
 		routes = append(routes, s.requestRoutes()...)

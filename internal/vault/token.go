@@ -115,20 +115,8 @@ func (k *TokenKeys) DeterministicToken(tenant, subjectID, field, normalized stri
 // false for anything that is not a token made under these keys for this
 // tenant: a malformed string, another tenant's token, a forgery.
 func (k *TokenKeys) SubjectOf(tenant, token string) (subjectID string, deterministic bool, ok bool) {
-	var rest string
-	switch {
-	case strings.HasPrefix(token, detTokenPrefix):
-		rest, deterministic = token[len(detTokenPrefix):], true
-	case strings.HasPrefix(token, randomTokenPrefix):
-		rest = token[len(randomTokenPrefix):]
-	default:
-		return "", false, false
-	}
-	if len(rest) != tokenChars {
-		return "", false, false
-	}
-	blob, err := base64.RawURLEncoding.DecodeString(rest)
-	if err != nil || len(blob) != tokenBlobBytes {
+	blob, deterministic, ok := tokenBlob(token)
+	if !ok {
 		return "", false, false
 	}
 	raw, err := k.opener.Open(blob, AD(tokenRefPurpose, tenant))
@@ -136,4 +124,27 @@ func (k *TokenKeys) SubjectOf(tenant, token string) (subjectID string, determini
 		return "", false, false
 	}
 	return subjectPrefix + subjectEncoding.EncodeToString(raw), deterministic, true
+}
+
+// tokenBlob decodes the sealed subject ID a token carries, without opening
+// it. ok is false for a string that is not shaped like a token; a string
+// shaped like one may still be a forgery or another tenant's token.
+func tokenBlob(token string) (blob []byte, deterministic bool, ok bool) {
+	var rest string
+	switch {
+	case strings.HasPrefix(token, detTokenPrefix):
+		rest, deterministic = token[len(detTokenPrefix):], true
+	case strings.HasPrefix(token, randomTokenPrefix):
+		rest = token[len(randomTokenPrefix):]
+	default:
+		return nil, false, false
+	}
+	if len(rest) != tokenChars {
+		return nil, false, false
+	}
+	blob, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil || len(blob) != tokenBlobBytes {
+		return nil, false, false
+	}
+	return blob, deterministic, true
 }
