@@ -180,7 +180,18 @@ type RequestAsk struct {
 	// Verified says staff verified the person's identity themselves (in
 	// person, by a signed letter): no code is sent.
 	Verified bool `json:"verified,omitempty"`
+	// Passphrase, for access and portability, encrypts the archive to it
+	// (age, scrypt): whoever gets hold of the link gets nothing without
+	// it. Lethe keeps it sealed until the archive is built, then forgets
+	// it.
+	Passphrase string `json:"passphrase,omitempty"`
 }
+
+// Passphrase limits, in bytes.
+const (
+	MinPassphrase = 12
+	MaxPassphrase = 1024
+)
 
 // RequestSelf is the actor of a request the person makes themselves.
 var RequestSelf = Actor{KeyID: "self"}
@@ -217,8 +228,9 @@ type RequestStore interface {
 	// UpdateRequest writes r's state and times if the stored version is
 	// r.Version, and increments r.Version; ECONFLICT if another change came
 	// first, EINVALID if the state cannot move from the stored one to r's
-	// (staying in a state is allowed). The type, subject, channel, contact
-	// and receipt never change.
+	// (staying in a state is allowed). It writes the state, the times,
+	// the subject, the details and the receipt; the type, channel and
+	// contact never change.
 	UpdateRequest(ctx context.Context, r *Request) error
 	// ListRequests returns requests matching f, by due date then ID.
 	ListRequests(ctx context.Context, f RequestFilter) ([]Request, error)

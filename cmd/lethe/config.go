@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lethe-privacy/lethe/internal/request"
 )
 
 // Config is everything `lethe serve` reads, once, at start. Each field can
@@ -31,6 +33,8 @@ type Config struct {
 	KeyCacheSize     int           // --key-cache, LETHE_KEY_CACHE: unwrapped subject keys kept in memory
 	AuditPublish     string        // --audit-publish, LETHE_AUDIT_PUBLISH: where else checkpoints go (files, URLs), comma-separated
 	AuditRetention   time.Duration // --audit-retention, LETHE_AUDIT_RETENTION: prune audit events older than this; 0 keeps all
+	AckReminder      time.Duration // --ack-reminder, LETHE_ACK_REMINDER: how often a system waited for is reminded
+	AckTimeout       time.Duration // --ack-timeout, LETHE_ACK_TIMEOUT: how long a system is waited for before its task fails
 	AuditStartNewLog bool          // --audit-start-new-log: set a damaged audit log aside and begin a new one
 	Purposes         string        // --purposes, LETHE_PURPOSES: the purposes file (default purposes.yaml in the data directory, if present)
 	Datamap          string        // --datamap, LETHE_DATAMAP: the data map the requests run across (a file or directory)
@@ -60,6 +64,8 @@ func DefaultConfig() Config {
 		KeyCacheSize:    100_000,
 		SMTPTLS:         "starttls",
 		SelfRateLimit:   10,
+		AckReminder:     request.DefaultAckReminder,
+		AckTimeout:      request.DefaultAckTimeout,
 	}
 }
 
@@ -88,12 +94,14 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	env("LETHE_SMTP_USER", &c.SMTPUser)
 	env("LETHE_SMTP_PASSWORD_FILE", &c.SMTPPasswordFile)
 	env("LETHE_SMTP_TLS", &c.SMTPTLS)
-	if v := getenv("LETHE_AUDIT_RETENTION"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("environment variable LETHE_AUDIT_RETENTION=%q is not a duration (like 8760h)", v)
+	for name, dst := range map[string]*time.Duration{"LETHE_AUDIT_RETENTION": &c.AuditRetention, "LETHE_ACK_REMINDER": &c.AckReminder, "LETHE_ACK_TIMEOUT": &c.AckTimeout} {
+		if v := getenv(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("environment variable %s=%q is not a duration (like 72h)", name, v)
+			}
+			*dst = d
 		}
-		c.AuditRetention = d
 	}
 	c.masterKeyEnv = getenv("LETHE_MASTER_KEY")
 	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst, "LETHE_KEY_CACHE": &c.KeyCacheSize, "LETHE_SELF_RATE_LIMIT": &c.SelfRateLimit} {
@@ -139,6 +147,8 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.StringVar(&c.SMTPPasswordFile, "smtp-password-file", c.SMTPPasswordFile, "file holding the mail server password")
 	fs.StringVar(&c.SMTPTLS, "smtp-tls", c.SMTPTLS, "starttls (port 587) or tls (port 465)")
 	fs.IntVar(&c.SelfRateLimit, "self-rate-limit", c.SelfRateLimit, "self-service request calls per minute allowed per client address")
+	fs.DurationVar(&c.AckReminder, "ack-reminder", c.AckReminder, "how often a third party or a person with a checklist is reminded of a request's part they have not acknowledged (the DPO is mailed too)")
+	fs.DurationVar(&c.AckTimeout, "ack-timeout", c.AckTimeout, "how long a request waits for such an acknowledgement before that system's part fails and the request shows as partially completed")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "prune audit events older than this (e.g. 26280h for 3 years); 0 keeps them all")
 	return nil
 }
@@ -201,6 +211,9 @@ func (c *Config) Validate(fromFlags map[string]bool) error {
 	}
 	if isPostgresURL(c.Store) && isPostgresURL(c.KeyStore) && sameDatabase(c.Store, c.KeyStore) {
 		return usageErrorf("--store and --key-store name the same database; the key store must be a separate database so keys never travel in data backups")
+	}
+	if c.AckReminder < time.Minute || c.AckTimeout < c.AckReminder {
+		return usageErrorf("--ack-reminder must be at least 1m, and --ack-timeout at least --ack-reminder")
 	}
 	if c.AuditRetention < 0 || (c.AuditRetention > 0 && c.AuditRetention < 24*time.Hour) {
 		return usageErrorf("--audit-retention must be 0 (keep all) or at least 24h, not %s", c.AuditRetention)

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"filippo.io/age"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/client"
@@ -97,11 +100,18 @@ func TestRequestCLI(t *testing.T) {
 	json.NewDecoder(resp.Body).Decode(&self)
 	resp.Body.Close()
 	outbox, _ := mail.NewOutbox(filepath.Join(dir, "outbox"))
+	// The person was told of the extension, the rejection and the
+	// erasure, then sent the code for their own request.
 	names, _ := outbox.List()
-	if len(names) != 1 {
-		t.Fatalf("outbox: %d messages, want 1", len(names))
+	var subjects []string
+	for _, n := range names {
+		m, _ := mail.ReadMessage(n)
+		subjects = append(subjects, m.Subject)
 	}
-	m, _ := mail.ReadMessage(names[0])
+	if len(names) != 4 || !strings.Contains(subjects[0], "takes longer") || !strings.Contains(subjects[1], "rejected") || !strings.Contains(subjects[2], "is done") {
+		t.Fatalf("outbox: %q, want the extension, the rejection, the erasure and a code", subjects)
+	}
+	m, _ := mail.ReadMessage(names[3])
 	c := regexp.MustCompile(`your code is: (\d{8})`).FindStringSubmatch(m.Text)
 	if m.To != "grace@example.com" || c == nil {
 		t.Fatalf("the message: to %q, code found %v", m.To, c != nil)
@@ -302,5 +312,311 @@ func TestForgetReplay(t *testing.T) {
 	}
 	if code, out, _ := run(); code != 0 || !regexp.MustCompile(`shop\s+0 subjects\s+0`).MatchString(out) {
 		t.Errorf("second replay: exit %d\n%s", code, out)
+	}
+}
+
+// TestRequestWait: --wait and `request wait` follow a request until it
+// settles, print a line per change when stdout is not a terminal, and exit
+// 0 completed, 4 rejected, 5 cancelled, 6 on --timeout; with --json they
+// print only the request's JSON.
+func TestRequestWait(t *testing.T) {
+	ctx := context.Background()
+	in := serve(t, filepath.Join(t.TempDir(), "data"), nil)
+	admin := in.client(t, in.adminKey(t))
+	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
+	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
+	keyFile := filepath.Join(t.TempDir(), "dpo.key")
+	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	contact := filepath.Join(t.TempDir(), "contact")
+	os.WriteFile(contact, []byte("ada@example.com\n"), 0o600)
+	subjects := 0
+	create := func(t *testing.T, extra ...string) (int, string, string) {
+		t.Helper()
+		subjects++
+		s, err := in.client(t, svc.Secret).CreateSubject(ctx, map[string]string{"email": "ada" + strconv.Itoa(subjects) + "@example.com"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in.run(t, append([]string{"request", "create", "--key-file", keyFile, "--type", "erasure", "--subject", s.ID, "--contact-file", contact, "--verified"}, extra...)...)
+	}
+	newRequest := func(t *testing.T) string {
+		t.Helper()
+		code, out, errOut := create(t, "--json")
+		var r lethe.Request
+		if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+			t.Fatalf("create: exit %d: %s %s", code, out, errOut)
+		}
+		return r.ID
+	}
+	noPII := func(t *testing.T, outs ...string) {
+		t.Helper()
+		for _, s := range outs {
+			if strings.Contains(s, "@example.com") {
+				t.Errorf("the address shows: %q", s)
+			}
+		}
+	}
+
+	t.Run("approve", func(t *testing.T) {
+		id := newRequest(t)
+		code, out, errOut := in.run(t, "request", "approve", id, "--key-file", keyFile, "--wait")
+		if code != 0 {
+			t.Fatalf("approve --wait: got exit %d, want 0: %s %s", code, out, errOut)
+		}
+		// Not a terminal: lines, no cursor movement, each change once,
+		// then the request as it ended.
+		if strings.Contains(out, "\x1b") {
+			t.Errorf("escape sequences in the output of a pipe: %q", out)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if lines[0] != "request "+id+": approved" && lines[0] != "request "+id+": running" && lines[0] != "request "+id+": completed" {
+			t.Errorf("first line: got %q, want the request's state", lines[0])
+		}
+		for i := 1; i < len(lines); i++ {
+			if strings.HasPrefix(lines[i], "request ") && lines[i] == lines[i-1] {
+				t.Errorf("line %d repeats: %q", i, lines[i])
+			}
+		}
+		if !strings.Contains(out, "request "+id+": completed\n") || !strings.Contains(out, id+": erasure request, completed\n") || !strings.Contains(out, "receipt:  signed erasure receipt") {
+			t.Errorf("approve --wait output lacks the completion or the final request:\n%s", out)
+		}
+		noPII(t, out, errOut)
+		// Following a completed request returns at once.
+		if code, out, _ := in.run(t, "request", "wait", id, "--key-file", keyFile, "--json"); code != 0 {
+			t.Errorf("wait on a completed request: exit %d", code)
+		} else {
+			var v client.RequestView
+			if err := json.Unmarshal([]byte(out), &v); err != nil || v.State != lethe.RequestCompleted || v.ID != id {
+				t.Errorf("wait --json: got %v %q, want the completed request's JSON alone", err, out)
+			}
+		}
+	})
+	t.Run("json", func(t *testing.T) {
+		id := newRequest(t)
+		code, out, errOut := in.run(t, "request", "approve", id, "--key-file", keyFile, "--wait", "--json")
+		var v client.RequestView
+		if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.State != lethe.RequestCompleted || len(v.Receipt) == 0 {
+			t.Errorf("approve --wait --json: exit %d, %v: %s %s", code, err, out, errOut)
+		}
+		noPII(t, out, errOut)
+	})
+	for _, tc := range []struct {
+		close string
+		want  int
+		state string
+	}{
+		{"reject", exitRejected, "rejected"},
+		{"cancel", exitCancelled, "cancelled"},
+	} {
+		t.Run(tc.close, func(t *testing.T) {
+			id := newRequest(t)
+			if code, _, errOut := in.run(t, "request", tc.close, id, "--key-file", keyFile, "--reason", "a test"); code != 0 {
+				t.Fatalf("%s: %s", tc.close, errOut)
+			}
+			code, out, errOut := in.run(t, "request", "watch", id, "--key-file", keyFile)
+			if code != tc.want || !strings.Contains(out, "request "+id+": "+tc.state+"\n") || !strings.Contains(errOut, "was "+tc.state) {
+				t.Errorf("wait on a %s request: got exit %d, want %d: %s %s", tc.state, code, tc.want, out, errOut)
+			}
+		})
+	}
+	t.Run("timeout", func(t *testing.T) {
+		// An erasure awaiting approval goes nowhere by itself.
+		start := time.Now()
+		code, out, errOut := create(t, "--wait", "--timeout", "600ms")
+		if code != exitTimeout || !strings.Contains(out, ": awaiting_approval\n") || !strings.Contains(errOut, "timed out after 600ms") || !strings.Contains(errOut, "goes on in the server") {
+			t.Errorf("create --wait --timeout: got exit %d, want %d: %s %s", code, exitTimeout, out, errOut)
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("the timeout took %s", d)
+		}
+		noPII(t, out, errOut)
+		id := newRequest(t)
+		code, out, _ = in.run(t, "request", "wait", id, "--key-file", keyFile, "--timeout", "300ms", "--json")
+		var v client.RequestView
+		if err := json.Unmarshal([]byte(out), &v); code != exitTimeout || err != nil || v.State != lethe.RequestAwaitingApproval {
+			t.Errorf("wait --json on timeout: exit %d, %v: %q, want the request's JSON as last read", code, err, out)
+		}
+	})
+	t.Run("usage", func(t *testing.T) {
+		id := newRequest(t)
+		for _, args := range [][]string{
+			{"request", "show", id, "--key-file", keyFile, "--wait"},
+			{"request", "wait", id, "--key-file", keyFile, "--timeout", "0s"},
+			{"request", "wait", "--key-file", keyFile},
+		} {
+			if code, _, _ := in.run(t, args...); code != 2 {
+				t.Errorf("%v: got exit %d, want 2", args, code)
+			}
+		}
+	})
+}
+
+// crmSpreadsheet is the sample's manual system, for a data map whose
+// erasures wait for a person.
+const crmSpreadsheet = `  - name: crm_spreadsheet
+    kind: manual
+    description: The sales team's spreadsheet of wholesale customers.
+    purposes: [orders]
+    manual:
+      assignee: sales-ops@shop.example
+      checklist:
+        - Delete every row about the person.
+      categories: [user.name, user.contact.email]
+`
+
+// TestRequestWaitPartial: an erasure across a data map with a manual
+// system is partially completed until a person does the checklist:
+// approve --wait and retry --wait exit 3 naming the waiting system; done
+// --wait follows it to completion.
+func TestRequestWaitPartial(t *testing.T) {
+	ctx := context.Background()
+	dir, db, cs := sqliteShop(t, 3)
+	if err := shop.WriteManifest(dir, func(doc string) string { return shop.SQLiteOnly(doc) + crmSpreadsheet }); err != nil {
+		t.Fatal(err)
+	}
+	in := serve(t, filepath.Join(t.TempDir(), "data"), nil, "--datamap", filepath.Join(dir, "lethe.yaml"))
+	admin := in.client(t, in.adminKey(t))
+	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
+	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
+	keyFile := filepath.Join(t.TempDir(), "dpo.key")
+	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	c := cs[0]
+	s, err := in.client(t, svc.Secret).CreateSubject(ctx, shop.Identifiers(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Exec("UPDATE customers SET lethe_id = ? WHERE id = ?", s.ID, c.ID)
+	contact := filepath.Join(t.TempDir(), "contact")
+	os.WriteFile(contact, []byte(c.Email), 0o600)
+	code, out, errOut := in.run(t, "request", "create", "--key-file", keyFile, "--type", "erasure", "--subject", s.ID, "--contact-file", contact, "--verified", "--json")
+	var r lethe.Request
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("create: %s %s", out, errOut)
+	}
+	noPII := func(outs ...string) {
+		t.Helper()
+		for _, o := range outs {
+			if strings.Contains(o, c.Email) || strings.Contains(o, c.FullName) {
+				t.Errorf("a personal value shows: %q", o)
+			}
+		}
+	}
+
+	code, out, errOut = in.run(t, "request", "approve", r.ID, "--key-file", keyFile, "--wait")
+	if code != exitPartial {
+		t.Fatalf("approve --wait: got exit %d, want %d: %s %s", code, exitPartial, out, errOut)
+	}
+	for _, want := range []string{
+		"system shop: done (1 attempts)\n",
+		"system uploads: done (1 attempts)\n",
+		"system crm_spreadsheet: waiting",
+		"request " + r.ID + ": partially_completed, systems done 2/3\n",
+		r.ID + ": erasure request, partially_completed\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("approve --wait output lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(errOut, "partially completed, systems done 2/3") || !strings.Contains(errOut, "lethe request done "+r.ID) {
+		t.Errorf("approve --wait: stderr %q", errOut)
+	}
+	noPII(out, errOut)
+
+	// Retried, the waiting system still waits.
+	if code, out, errOut := in.run(t, "request", "retry", r.ID, "--key-file", keyFile, "--wait"); code != exitPartial {
+		t.Errorf("retry --wait: got exit %d, want %d: %s %s", code, exitPartial, out, errOut)
+	}
+	// The person did the checklist: done --wait follows the request past
+	// the partially completed state it is still in to its completion.
+	code, out, errOut = in.run(t, "request", "done", r.ID, "--key-file", keyFile, "--system", "crm_spreadsheet", "--count", "1", "--wait", "--json")
+	var v client.RequestView
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.State != lethe.RequestCompleted || len(v.Tasks) != 3 {
+		t.Fatalf("done --wait --json: exit %d, %v: %s %s", code, err, out, errOut)
+	}
+	noPII(out, errOut)
+}
+
+// TestRequestProgressTerminal: on a terminal the block of progress is
+// redrawn in place, its lines cut to the terminal's width.
+func TestRequestProgressTerminal(t *testing.T) {
+	var b bytes.Buffer
+	p := &requestProgress{w: &b, fd: 0, last: map[string]string{}}
+	v := &client.RequestView{Request: lethe.Request{ID: "req_aaaaaaaaaaaaaaaaaaaaaaaaaa", State: lethe.RequestRunning}, Tasks: []lethe.RequestTask{
+		{System: "shop", State: lethe.TaskDone, Attempts: 1},
+		{System: "uploads", State: lethe.TaskPending, Attempts: 3, Error: "uploads: unreachable: a long error that does not fit on one line of the terminal"},
+	}}
+	p.redraw(v, 100, 12*time.Second)
+	first := b.String()
+	if strings.Contains(first, "\x1b[") {
+		t.Errorf("the first draw moves the cursor: %q", first)
+	}
+	lines := strings.Split(strings.TrimSuffix(first, "\n"), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "[############............] systems done 1/2  12s") || lines[1] != "  shop     done" || !strings.HasSuffix(lines[2], "…") {
+		t.Errorf("the block: %q", lines)
+	}
+	for _, l := range lines {
+		if n := utf8.RuneCountInString(l); n > 99 {
+			t.Errorf("a line of %d runes on a terminal 100 wide: %q", n, l)
+		}
+	}
+	b.Reset()
+	v.State, v.Tasks[1].State, v.Tasks[1].Error = lethe.RequestCompleted, lethe.TaskDone, ""
+	p.redraw(v, 100, 13*time.Second)
+	if !strings.HasPrefix(b.String(), "\x1b[3A\r\x1b[J") || !strings.Contains(b.String(), "systems done 2/2") {
+		t.Errorf("the redraw: %q, want the cursor moved up over the 3 lines drawn", b.String())
+	}
+	b.Reset()
+	p.end()
+	if b.String() != "\x1b[3A\r\x1b[J" {
+		t.Errorf("end: %q", b.String())
+	}
+}
+
+// TestRequestCLIPassphrase: staff record an access request with the
+// passphrase the person chose, from a file; the archive mailed to them is
+// encrypted to it.
+func TestRequestCLIPassphrase(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	in := serve(t, dir, nil)
+	admin := in.client(t, in.adminKey(t))
+	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
+	keyFile := filepath.Join(t.TempDir(), "dpo.key")
+	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	contact := filepath.Join(t.TempDir(), "contact")
+	os.WriteFile(contact, []byte("ada@example.com\n"), 0o600)
+	pass := filepath.Join(t.TempDir(), "pass")
+	os.WriteFile(pass, []byte("a passphrase ada chose\n"), 0o600)
+
+	short := filepath.Join(t.TempDir(), "short")
+	os.WriteFile(short, []byte("short\n"), 0o600)
+	if code, _, errOut := in.run(t, "request", "create", "--key-file", keyFile, "--type", "access", "--contact-file", contact, "--verified", "--passphrase-file", short); code == 0 || !strings.Contains(errOut, "passphrase") {
+		t.Errorf("a short passphrase: exit %d, %s", code, errOut)
+	}
+	code, out, errOut := in.run(t, "request", "create", "--key-file", keyFile, "--type", "access", "--contact-file", contact, "--verified", "--passphrase-file", pass, "--wait")
+	if code != 0 || strings.Contains(out, "a passphrase ada chose") {
+		t.Fatalf("create --wait: exit %d: %s", code, errOut)
+	}
+	outbox, _ := mail.NewOutbox(filepath.Join(dir, "outbox"))
+	names, _ := outbox.List()
+	m, _ := mail.ReadMessage(names[len(names)-1])
+	l := regexp.MustCompile(`(https://\S+/v1/self/downloads/\S+)`).FindStringSubmatch(m.Text)
+	if l == nil {
+		t.Fatal("no link was mailed")
+	}
+	resp, err := (&http.Client{Transport: selfTransport(t, dir)}).Get(l[1])
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("download: %v %v", resp, err)
+	}
+	data, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	id, _ := age.NewScryptIdentity("a passphrase ada chose")
+	plain, err := age.Decrypt(bytes.NewReader(data), id)
+	if err != nil {
+		t.Fatalf("the archive does not open with the passphrase: %v", err)
+	}
+	zipped, _ := io.ReadAll(plain)
+	if _, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped))); err != nil {
+		t.Errorf("the decrypted archive: %v", err)
 	}
 }

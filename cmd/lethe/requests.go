@@ -33,7 +33,7 @@ const requestsSecret = "requests"
 // queue: with SQLite its own file beside the data store (jobs.db), with
 // PostgreSQL River's tables in the data store. The returned function
 // stops the queue: running jobs get until its context's deadline.
-func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor lethe.Auditor, v *vault.Service, ledger request.Ledger, baseURL func() string, log *slog.Logger) (*request.Service, func(context.Context) error, error) {
+func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor auditLog, v *vault.Service, ledger request.Ledger, baseURL func() string, log *slog.Logger) (*request.Service, func(context.Context) error, error) {
 	key, err := vault.DeploymentSecret(ctx, st.keyStore, kms, requestsSecret, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("requests key: %w", err)
@@ -67,7 +67,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 		log.Warn("no data map (--datamap): requests reach the vault alone; declare every system holding personal data (see docs/datamap.md)")
 	}
 	runner, err := request.NewRunner(request.RunnerConfig{
-		Store: st.requests, Systems: systems, Vault: v, Audit: auditor, Ledger: ledger, Seal: sealFn, OpenSeal: openFn,
+		Store: st.requests, Systems: systems, Vault: v, Audit: auditor, Trail: auditor, Ledger: ledger, Seal: sealFn, OpenSeal: openFn,
 		Open: func(ctx context.Context, name string) (connector.Connector, error) {
 			sys, ok := bySystem[name]
 			if !ok {
@@ -87,6 +87,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 		Callback: func(system, signature string, body []byte) (string, string, int64, error) {
 			return webhookCallback(bySystem[system], signature, body)
 		},
+		AckReminder: cfg.AckReminder, AckTimeout: cfg.AckTimeout,
 		Logger: log,
 	})
 	if err != nil {
@@ -154,7 +155,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 	}
 	svc, err := request.New(request.Config{
 		Store: st.requests, Subjects: v, Mail: sender, Audit: auditor, Key: mac[:],
-		Seal: sealFn, Open: openFn, Organisation: cfg.Organisation, Logger: log, Runner: runner,
+		Seal: sealFn, Open: openFn, Organisation: summary.Organisation, Logger: log, Runner: runner,
 	})
 	if err != nil {
 		stop(context.Background())

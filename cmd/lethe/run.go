@@ -93,6 +93,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		fmt.Fprintf(m.Stderr, "lethe: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	var coded interface{ ExitCode() int } // a command's own exit status (request wait)
 	switch {
 	case err == nil:
 		return 0
@@ -101,6 +102,9 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(m.Stderr, "lethe %s: %v\n", args[0], err)
 		return 2
+	case errors.As(err, &coded):
+		fmt.Fprintf(m.Stderr, "lethe %s: %v\n", args[0], err)
+		return coded.ExitCode()
 	case errors.Is(err, errSilentFailure):
 		return 1
 	default:

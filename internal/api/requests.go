@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/request"
 )
 
 // Requests is what the API needs of the data-subject request service.
@@ -221,6 +223,9 @@ type selfAsk struct {
 	Contact string            `json:"contact"`
 	Purpose string            `json:"purpose,omitempty"`
 	Values  map[string]string `json:"values,omitempty"`
+	// Passphrase, for access and portability, encrypts the archive to it
+	// (age): 12 to 1024 bytes.
+	Passphrase string `json:"passphrase,omitempty"`
 }
 
 // selfView is all a person is told of their request.
@@ -258,7 +263,7 @@ func (s *Server) selfCreateRequest(w http.ResponseWriter, r *http.Request) error
 	if tenant == "" {
 		tenant = lethe.DefaultTenant
 	}
-	req, err := s.requests.Create(r.Context(), lethe.RequestSelf, tenant, lethe.RequestAsk{Type: in.Type, Contact: in.Contact, Purpose: in.Purpose, Values: in.Values})
+	req, err := s.requests.Create(r.Context(), lethe.RequestSelf, tenant, lethe.RequestAsk{Type: in.Type, Contact: in.Contact, Purpose: in.Purpose, Values: in.Values, Passphrase: in.Passphrase})
 	if lethe.ErrorCode(err) == lethe.ERATELIMIT {
 		// Too many codes for an open request: the same answer as a
 		// success, so that it tells nothing either.
@@ -307,15 +312,21 @@ func (s *Server) selfDownload(w http.ResponseWriter, r *http.Request) error {
 	if err := s.selfLimit(r); err != nil {
 		return err
 	}
-	zipped, err := s.requests.Download(r.Context(), r.PathValue("link"))
+	archive, err := s.requests.Download(r.Context(), r.PathValue("link"))
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Disposition", `attachment; filename="personal-data.zip"`)
+	// An archive encrypted to the person's passphrase says so itself.
+	if bytes.HasPrefix(archive, []byte(request.AgeHeader)) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", `attachment; filename="personal-data.zip.age"`)
+	} else {
+		w.Header().Set("Content-Type", "application/zip")
+		w.Header().Set("Content-Disposition", `attachment; filename="personal-data.zip"`)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	_, err = w.Write(zipped)
+	_, err = w.Write(archive)
 	return err
 }
 

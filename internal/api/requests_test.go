@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/api"
+	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/request"
 )
 
 // TestSelfRequestsRevealNothing: a person's own request is answered the
@@ -87,5 +90,55 @@ func TestSelfRequestRateLimit(t *testing.T) {
 	}
 	if fmt.Sprint(codes) != "[202 202 202 429]" {
 		t.Errorf("got %v, want three accepted, then 429", codes)
+	}
+}
+
+// TestSelfDownloadEncrypted: a person who gave a passphrase downloads an
+// archive encrypted to it, named as such; without one, a zip.
+func TestSelfDownloadEncrypted(t *testing.T) {
+	f := newFixture(t, api.Options{SelfRateLimit: 1e6})
+	for _, c := range []struct {
+		addr, body, name, prefix string
+	}{
+		{"crypt@example.com", `"passphrase":"a long enough passphrase",`, `filename="personal-data.zip.age"`, request.AgeHeader},
+		{"plain@example.com", ``, `filename="personal-data.zip"`, "PK"},
+	} {
+		resp, b := f.do(t, "POST", "/v1/self/requests", "", fmt.Sprintf(`{%s"type":"access","contact":%q}`, c.body, c.addr))
+		if resp.StatusCode != 202 {
+			t.Fatalf("create: %d %s", resp.StatusCode, b)
+		}
+		var created struct{ ID string }
+		json.Unmarshal(b, &created)
+		code := ""
+		names, _ := f.outbox.List()
+		for _, n := range names {
+			m, _ := mail.ReadMessage(n)
+			if cm := selfCodeRE.FindStringSubmatch(m.Text); cm != nil && m.To == c.addr {
+				code = cm[1]
+			}
+		}
+		if resp, b := f.do(t, "POST", "/v1/self/requests/"+created.ID+"/verify", "", fmt.Sprintf(`{"code":%q}`, code)); resp.StatusCode != 200 {
+			t.Fatalf("verify: %d %s", resp.StatusCode, b)
+		}
+		link := ""
+		for deadline := time.Now().Add(30 * time.Second); link == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			names, _ := f.outbox.List()
+			for _, n := range names {
+				m, _ := mail.ReadMessage(n)
+				if l := linkRE.FindStringSubmatch(m.Text); l != nil && m.To == c.addr {
+					link = l[1]
+				}
+			}
+		}
+		if link == "" {
+			t.Fatalf("no link mailed for request %s", created.ID)
+		}
+		resp, b = f.do(t, "GET", "/v1/self/downloads/"+link, "", "")
+		if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), c.name) || !strings.HasPrefix(string(b), c.prefix) {
+			t.Errorf("request %s: %d, %q, starts %q", created.ID, resp.StatusCode, resp.Header.Get("Content-Disposition"), b[:min(len(b), 8)])
+		}
+	}
+	if resp, _ := f.do(t, "POST", "/v1/self/requests", "", `{"type":"access","contact":"short@example.com","passphrase":"short"}`); resp.StatusCode != 400 {
+		t.Errorf("a short passphrase: %d, want 400", resp.StatusCode)
 	}
 }

@@ -112,8 +112,8 @@ func (s *RequestStore) UpdateRequest(ctx context.Context, r *lethe.Request) erro
 		return err
 	}
 	if _, err := tx.Exec(ctx, `UPDATE requests SET state = $1, due_at = $2, extended_reason = $3, verified_at = $4, approved_by = $5,
-		closed_at = $6, reason = $7, updated_at = $8, version = version + 1, open = $9, subject_id = $10, receipt = $12 WHERE id = $11`,
-		string(r.State), r.DueAt, r.ExtendedReason, r.VerifiedAt, r.ApprovedBy, r.ClosedAt, r.Reason, r.UpdatedAt, r.State.Open(), r.SubjectID, r.ID, r.Receipt); err != nil {
+		closed_at = $6, reason = $7, updated_at = $8, version = version + 1, open = $9, subject_id = $10, receipt = $12, details = $13 WHERE id = $11`,
+		string(r.State), r.DueAt, r.ExtendedReason, r.VerifiedAt, r.ApprovedBy, r.ClosedAt, r.Reason, r.UpdatedAt, r.State.Open(), r.SubjectID, r.ID, r.Receipt, r.Details); err != nil {
 		return fmt.Errorf("update request %s: %w", r.ID, err)
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/mail"
 )
@@ -107,12 +109,32 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 				return err
 			}
 		}
+		if r.c.Trail != nil {
+			bundle, err := r.c.Trail.SubjectEvents(ctx, actorOf(req), lethe.AuditQuery{Tenant: req.Tenant, SubjectID: req.SubjectID})
+			if err != nil {
+				return fmt.Errorf("request %s: audit events: %w", req.ID, err)
+			}
+			b, _ := json.MarshalIndent(bundle, "", "  ")
+			if err := add("data/audit-events.json", b); err != nil {
+				return err
+			}
+		}
 	}
 	if err := add("README.txt", []byte(r.summary(req, counts))); err != nil {
 		return err
 	}
 	if err := z.Close(); err != nil {
 		return err
+	}
+	d, err := r.details(req)
+	if err != nil {
+		return err
+	}
+	archive := buf.Bytes()
+	if d.Passphrase != "" {
+		if archive, err = encryptTo(d.Passphrase, archive); err != nil {
+			return fmt.Errorf("request %s: encrypt the archive: %w", req.ID, err)
+		}
 	}
 	token := make([]byte, 32)
 	rand.Read(token) // never returns an error
@@ -121,7 +143,7 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	sealed := r.c.Seal(buf.Bytes(), ad("request-archive", req.Tenant, req.ID, "archive.zip"))
+	sealed := r.c.Seal(archive, ad("request-archive", req.Tenant, req.ID, "archive.zip"))
 	if err := writeFile(filepath.Join(dir, "archive.zip.sealed"), sealed); err != nil {
 		return err
 	}
@@ -129,8 +151,8 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 		return err
 	}
 	sum := sha256.Sum256([]byte(tok))
-	d, _ := json.Marshal(download{Hash: sum[:], Expires: r.c.Now().Add(DownloadTTL).UTC()})
-	if err := writeFile(filepath.Join(dir, "download.json"), d); err != nil {
+	dl, _ := json.Marshal(download{Hash: sum[:], Expires: r.c.Now().Add(DownloadTTL).UTC()})
+	if err := writeFile(filepath.Join(dir, "download.json"), dl); err != nil {
 		return err
 	}
 	if r.c.Mail == nil {
@@ -145,10 +167,14 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 		base = strings.TrimRight(r.c.BaseURL(), "/")
 	}
 	link := base + "/v1/self/downloads/" + req.ID + "." + tok
+	encrypted := ""
+	if d.Passphrase != "" {
+		encrypted = "The archive is encrypted to the passphrase you chose, in the age format (age-encryption.org): open it with\n  age --decrypt -o personal-data.zip personal-data.zip.age\nor any other age tool.\n\n"
+	}
 	msg := mail.Message{To: string(contact), Subject: "Your data from " + r.c.Summary.Organisation,
-		Text: fmt.Sprintf("Your request %s is done. Your data, and what is done with it, is in one archive:\n\n%s\n\n"+
+		Text: fmt.Sprintf("Your request %s is done. Your data, and what is done with it, is in one archive:\n\n%s\n\n%s"+
 			"The link works once, until %s. Keep the archive safe: it holds your personal data.\n",
-			req.ID, link, r.c.Now().Add(DownloadTTL).UTC().Format("2 January 2006 15:04 UTC"))}
+			req.ID, link, encrypted, r.c.Now().Add(DownloadTTL).UTC().Format("2 January 2006 15:04 UTC"))}
 	if err := r.c.Mail.Send(ctx, msg); err != nil {
 		return fmt.Errorf("request %s: send link: %w", req.ID, err)
 	}
@@ -223,7 +249,7 @@ func (r *Runner) summary(req *lethe.Request, counts []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Your personal data held by %s\n", s.Organisation)
 	fmt.Fprintf(&b, "Request %s (%s), received %s, answered %s.\n\n", req.ID, req.Type, req.ReceivedAt.Format(time.DateOnly), r.c.Now().UTC().Format(time.DateOnly))
-	b.WriteString("This archive holds every record about you in each of our systems (data/, as JSON and as CSV per table), the files you gave us (files/), your record in our privacy vault and the history of your consents.\n\n")
+	b.WriteString("This archive holds every record about you in each of our systems (data/, as JSON and as CSV per table), the files you gave us (files/), your record in our privacy vault, the history of your consents, and the log of who read or changed your data (data/audit-events.json, each entry with its proof against our signed audit log).\n\n")
 	if len(counts) > 0 {
 		b.WriteString("What each system held:\n")
 		for _, c := range counts {
@@ -339,3 +365,28 @@ func (r *Runner) findRequest(ctx context.Context, id string) (*lethe.Request, er
 	}
 	return r.c.Store.Request(ctx, string(raw), id)
 }
+
+// encryptTo encrypts an archive to a passphrase with age's scrypt
+// recipient, so that it starts "age-encryption.org/v1" (how the download
+// route names the file).
+func encryptTo(passphrase string, data []byte) ([]byte, error) {
+	rcpt, err := age.NewScryptRecipient(passphrase)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	w, err := age.Encrypt(&out, rcpt)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// AgeHeader begins an archive encrypted to a passphrase.
+const AgeHeader = "age-encryption.org/v1\n"

@@ -3,13 +3,16 @@ package request
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 // Vault is what running a request needs of the vault.
 type Vault interface {
 	ReadSubject(ctx context.Context, a lethe.Actor, tenant, id string, o lethe.ReadOptions) (*lethe.SubjectView, error)
+	UpdateSubject(ctx context.Context, a lethe.Actor, tenant, id string, c lethe.ProfileChange) (*lethe.SubjectView, error)
 	EraseSubject(ctx context.Context, a lethe.Actor, tenant, id string) (*lethe.Forgotten, error)
 }
 
@@ -44,6 +48,9 @@ type RunnerConfig struct {
 	// derived from the subject's own key (destroyed at the end).
 	PseudonymKey func(ctx context.Context, tenant, id string) ([]byte, error)
 	Audit        lethe.Auditor
+	// Trail, when set, gives an access archive the subject's events in the
+	// audit log, each with its proof (who read or changed their data).
+	Trail lethe.AuditTrail
 	// Ledger records a restriction or an objection once the systems are
 	// done; a request of either type fails without it.
 	Ledger Ledger
@@ -67,9 +74,23 @@ type RunnerConfig struct {
 	// held: EUNAUTHORIZED for a bad signature, EINVALID for a bad body,
 	// ENOTFOUND for a system that takes no callbacks. Nil takes none.
 	Callback func(system, signature string, body []byte) (tenant, requestID string, count int64, err error)
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// AckReminder is how often a system that answered "later" (a third
+	// party, a person with a checklist) is reminded: its part is sent
+	// again and the DPO (Summary.Contact) is mailed. AckTimeout is how
+	// long it may wait in all: then its task fails, the request shows as
+	// partially completed, and staff step in (a late acknowledgement is
+	// still taken). Defaults: DefaultAckReminder, DefaultAckTimeout.
+	AckReminder, AckTimeout time.Duration
+	Now                     func() time.Time
+	Logger                  *slog.Logger
 }
+
+// Defaults of waiting for an acknowledgement: a reminder every three days,
+// for two weeks, which leaves half of the month a request is due in.
+const (
+	DefaultAckReminder = 72 * time.Hour
+	DefaultAckTimeout  = 14 * 24 * time.Hour
+)
 
 // Runner carries out approved requests: one durable job per system of the
 // data map, retried with backoff, then one that finishes the request —
@@ -98,6 +119,12 @@ func NewRunner(c RunnerConfig) (*Runner, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.AckReminder <= 0 {
+		c.AckReminder = DefaultAckReminder
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = DefaultAckTimeout
 	}
 	return &Runner{c: c, conns: map[string]connector.Connector{}}, nil
 }
@@ -153,6 +180,7 @@ func (r *Runner) Workers() *river.Workers {
 	w := river.NewWorkers()
 	river.AddWorker(w, river.WorkFunc(r.work))
 	river.AddWorker(w, river.WorkFunc(r.finish))
+	river.AddWorker(w, river.WorkFunc(r.remind))
 	return w
 }
 
@@ -283,7 +311,121 @@ func (r *Runner) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 	if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{task}); err != nil {
 		return err
 	}
+	if task.State == lethe.TaskWaiting {
+		if err := r.enqueueReminder(ctx, RemindArgs{RequestID: req.ID, Tenant: req.Tenant, System: a.System, Since: task.UpdatedAt}); err != nil {
+			return err
+		}
+	}
 	return r.enqueueFinish(ctx, req)
+}
+
+// RemindArgs is the job that reminds a system waited for, or gives up
+// waiting. Since is when the waiting began; N counts the reminders.
+type RemindArgs struct {
+	RequestID string    `json:"request_id"`
+	Tenant    string    `json:"tenant"`
+	System    string    `json:"system"`
+	Since     time.Time `json:"since"`
+	N         int       `json:"n"`
+}
+
+// Kind implements river.JobArgs.
+func (RemindArgs) Kind() string { return "request_remind" }
+
+// enqueueReminder schedules a's reminder after AckReminder, or at the
+// timeout if that comes first.
+func (r *Runner) enqueueReminder(ctx context.Context, a RemindArgs) error {
+	q, err := r.q()
+	if err != nil {
+		return err
+	}
+	at := r.c.Now().Add(r.c.AckReminder)
+	if end := a.Since.Add(r.c.AckTimeout); end.Before(at) {
+		at = end
+	}
+	return q.Insert(ctx, a, &river.InsertOpts{ScheduledAt: at, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+}
+
+// remind runs when a system has waited AckReminder for its
+// acknowledgement: past AckTimeout its task fails (the request shows as
+// partially completed, for staff); before, the system's part is sent
+// again (a third party's notification carries the same idempotency key)
+// and the DPO is mailed.
+func (r *Runner) remind(ctx context.Context, job *river.Job[RemindArgs]) error {
+	a := job.Args
+	req, err := r.c.Store.Request(ctx, a.Tenant, a.RequestID)
+	if err != nil || !req.State.Open() {
+		return err
+	}
+	tasks, err := r.c.Store.Tasks(ctx, a.RequestID)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(tasks, func(t lethe.RequestTask) bool { return t.System == a.System })
+	if i < 0 || tasks[i].State != lethe.TaskWaiting {
+		return nil // acknowledged, or run again since
+	}
+	task := tasks[i]
+	now := r.c.Now().UTC()
+	if !now.Before(a.Since.Add(r.c.AckTimeout)) {
+		task.State, task.UpdatedAt = lethe.TaskFailed, now
+		task.Error = fmt.Sprintf("system %s did not acknowledge within %s; ask it, then record its answer (request done) or retry", a.System, r.c.AckTimeout)
+		if err := record(ctx, r.c.Audit, now, actorOf(req), "request.ack_timeout", "failed", req); err != nil {
+			return err
+		}
+		if err := r.c.Store.PutTasks(ctx, []lethe.RequestTask{task}); err != nil {
+			return err
+		}
+		return r.enqueueFinish(ctx, req)
+	}
+	if err := record(ctx, r.c.Audit, now, actorOf(req), "request.remind", "ok", req); err != nil {
+		return err
+	}
+	if err := r.notifyAgain(ctx, req, a.System); err != nil {
+		// The reminder is late, not lost: the next one, or the timeout,
+		// follows regardless.
+		r.c.Logger.Warn("request reminder not sent to the system", "request", req.ID, "system", a.System, "err", err.Error())
+	}
+	if r.c.Mail != nil && r.c.Summary.Contact != "" {
+		msg := mail.Message{To: r.c.Summary.Contact, Subject: fmt.Sprintf("Request %s waits for %s", req.ID, a.System),
+			Text: fmt.Sprintf("Request %s (%s, due %s) has waited since %s for system %s to acknowledge its part.\n\n"+
+				"It was reminded again. If it has not answered by %s, the request shows as partially completed.\n"+
+				"Once it has done its part: lethe request done %s --system %s --count N\n",
+				req.ID, req.Type, req.DueAt.Format(time.DateOnly), a.Since.Format(time.DateTime+" MST"), a.System,
+				a.Since.Add(r.c.AckTimeout).Format(time.DateTime+" MST"), req.ID, a.System)}
+		if err := r.c.Mail.Send(ctx, msg); err != nil {
+			r.c.Logger.Warn("request reminder not mailed to the DPO", "request", req.ID, "system", a.System, "err", err.Error())
+		}
+	}
+	a.N++
+	return r.enqueueReminder(ctx, a)
+}
+
+// notifyAgain sends a waiting system its part of a request again.
+func (r *Runner) notifyAgain(ctx context.Context, req *lethe.Request, system string) error {
+	s, err := r.subject(ctx, req)
+	if err != nil {
+		return err
+	}
+	conn, err := r.conn(ctx, system)
+	if err != nil {
+		return err
+	}
+	switch req.Type {
+	case lethe.RequestErasure:
+		if er, ok := conn.(connector.Eraser); ok {
+			_, err = er.Erase(ctx, s)
+		}
+	case lethe.RequestRectification:
+		if rc, ok := conn.(connector.Rectifier); ok {
+			d, derr := r.details(req)
+			if derr != nil {
+				return derr
+			}
+			_, err = rc.Rectify(ctx, s, d.Values)
+		}
+	}
+	return err
 }
 
 func (r *Runner) enqueueFinish(ctx context.Context, req *lethe.Request) error {
@@ -364,17 +506,30 @@ func (r *Runner) run(ctx context.Context, req *lethe.Request, task *lethe.Reques
 		if !ok {
 			return rep, nil // nothing to correct in a system that cannot be rewritten; the report says so
 		}
-		raw, err := r.c.OpenSeal(req.Details, ad("request-details", req.Tenant, req.ID))
+		d, err := r.details(req)
 		if err != nil {
-			return rep, fmt.Errorf("request %s: open details: %w", req.ID, err)
-		}
-		var d details
-		if err := json.Unmarshal(raw, &d); err != nil {
-			return rep, fmt.Errorf("request %s: details: %w", req.ID, err)
+			return rep, err
 		}
 		return rc.Rectify(ctx, s, d.Values)
+	case lethe.RequestRestriction, lethe.RequestObjection:
+		// Recorded in the consent ledger once every system is done; a
+		// system whose map marks restricted rows (a flag column) is
+		// marked here.
+		rs, ok := conn.(connector.Restricter)
+		if !ok {
+			return rep, nil
+		}
+		d, err := r.details(req)
+		if err != nil {
+			return rep, err
+		}
+		objection := ""
+		if req.Type == lethe.RequestObjection {
+			objection = d.Purpose
+		}
+		return rs.Restrict(ctx, s, objection)
 	}
-	return rep, nil // restriction and objection act in the consent ledger, not in the systems
+	return rep, nil
 }
 
 // erase erases the subject in one system so that the receipt tells what
@@ -497,12 +652,13 @@ func (r *Runner) Acknowledge(ctx context.Context, tenant, id, system string, cou
 		if t.State == lethe.TaskDone {
 			return req, nil // acknowledged already
 		}
-		if t.State != lethe.TaskWaiting {
-			return nil, lethe.Errorf(lethe.ECONFLICT, "request %s: system %s is %s, not waiting for an acknowledgement", id, system, t.State)
-		}
 		var rep connector.Report
 		if len(t.Report) > 0 {
 			json.Unmarshal(t.Report, &rep) // a report of ours; an unreadable one is replaced
+		}
+		// Waiting, or given up on after AckTimeout: a late answer counts.
+		if t.State != lethe.TaskWaiting && (t.State != lethe.TaskFailed || !rep.Pending) {
+			return nil, lethe.Errorf(lethe.ECONFLICT, "request %s: system %s is %s, not waiting for an acknowledgement", id, system, t.State)
 		}
 		rep.Pending = false
 		rep.Steps = append(rep.Steps, connector.Step{Location: system, Action: "acknowledged", Count: count, Note: note})
@@ -713,9 +869,17 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 		if err := r.deliver(ctx, req, systems); err != nil {
 			return err
 		}
+		if err := r.forgetPassphrase(req); err != nil {
+			return err
+		}
 	}
 	if (req.Type == lethe.RequestRestriction || req.Type == lethe.RequestObjection) && req.SubjectID != "" {
 		if err := r.record(ctx, req); err != nil {
+			return err
+		}
+	}
+	if req.Type == lethe.RequestRectification && req.SubjectID != "" {
+		if err := r.rectifyVault(ctx, req); err != nil {
 			return err
 		}
 	}
@@ -738,6 +902,25 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 			return err
 		}
 		req.Receipt = signed
+		// The receipt's hash goes into the tamper-evident log: a receipt
+		// shown later is the one Lethe signed, and none went missing.
+		sum := sha256.Sum256(signed)
+		ev := lethe.AuditEvent{Time: rc.CompletedAt, Action: "request.receipt", Outcome: "ok", KeyID: actorOf(req).KeyID, Role: actorOf(req).Role,
+			Tenant: req.Tenant, SubjectID: req.SubjectID, Resource: "request:" + req.ID + "/receipt/sha256:" + hex.EncodeToString(sum[:])}
+		if err := r.c.Audit.Record(ctx, ev); err != nil {
+			return fmt.Errorf("request %s: audit the receipt: %w", req.ID, err)
+		}
+	}
+	if req.Type != lethe.RequestAccess && req.Type != lethe.RequestPortability { // those were sent their archive
+		d, err := r.details(req)
+		if err != nil {
+			return err
+		}
+		// Told before the request is marked done: a crash in between tells
+		// them twice rather than never.
+		if err := tell(ctx, r.c.Mail, r.c.OpenSeal, r.c.Summary.Organisation, req, "Your request is done", doneText(req, r.c.Summary.Organisation, d.Purpose)); err != nil {
+			return err
+		}
 	}
 	closed := rc.CompletedAt
 	req.State, req.ClosedAt, req.UpdatedAt = lethe.RequestCompleted, &closed, closed
@@ -750,13 +933,9 @@ func (r *Runner) record(ctx context.Context, req *lethe.Request) error {
 	if r.c.Ledger == nil {
 		return fmt.Errorf("request %s: no consent ledger to record the %s in", req.ID, req.Type)
 	}
-	raw, err := r.c.OpenSeal(req.Details, ad("request-details", req.Tenant, req.ID))
+	d, err := r.details(req)
 	if err != nil {
-		return fmt.Errorf("request %s: open details: %w", req.ID, err)
-	}
-	var d details
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return fmt.Errorf("request %s: details: %w", req.ID, err)
+		return err
 	}
 	// Recorded already by an earlier run of this finish (a retry after a
 	// crash, or a racing job)? The events name the request as recorder.
@@ -776,5 +955,70 @@ func (r *Runner) record(ctx context.Context, req *lethe.Request) error {
 	if _, err := r.c.Ledger.Record(ctx, actorOf(req), req.Tenant, []lethe.ConsentRecord{rec}); err != nil {
 		return fmt.Errorf("request %s: record the %s: %w", req.ID, req.Type, err)
 	}
+	return nil
+}
+
+// details opens what a request asks beyond its type: the purpose objected
+// to, the corrected values, the reason.
+func (r *Runner) details(req *lethe.Request) (details, error) {
+	var d details
+	if len(req.Details) == 0 {
+		return d, nil
+	}
+	raw, err := r.c.OpenSeal(req.Details, ad("request-details", req.Tenant, req.ID))
+	if err != nil {
+		return d, fmt.Errorf("request %s: open details: %w", req.ID, err)
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return d, fmt.Errorf("request %s: details: %w", req.ID, err)
+	}
+	return d, nil
+}
+
+// identifierKinds are the data categories a vault identifier holds.
+var identifierKinds = map[string]string{
+	"user.contact.email":        lethe.KindEmail,
+	"user.contact.phone_number": lethe.KindPhone,
+	"user.account.username":     lethe.KindLogin,
+}
+
+// rectifyVault writes a rectification's corrected identifiers into the
+// vault. It runs once every system is done, because until then the
+// systems find the person by the identifiers as they were. Writing the
+// same value again changes nothing, so a finish run twice is harmless.
+func (r *Runner) rectifyVault(ctx context.Context, req *lethe.Request) error {
+	d, err := r.details(req)
+	if err != nil {
+		return err
+	}
+	set := map[string]string{}
+	for category, v := range d.Values {
+		if kind, ok := identifierKinds[category]; ok {
+			set[kind] = v
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	_, err = r.c.Vault.UpdateSubject(ctx, actorOf(req), req.Tenant, req.SubjectID, lethe.ProfileChange{SetIdentifiers: set, Reason: "rectification request " + req.ID})
+	if err != nil {
+		return fmt.Errorf("request %s: rectify the vault: %w", req.ID, err)
+	}
+	return nil
+}
+
+// forgetPassphrase drops the passphrase an archive was encrypted to from
+// the request's details, stored with the request's completion.
+func (r *Runner) forgetPassphrase(req *lethe.Request) error {
+	d, err := r.details(req)
+	if err != nil || d.Passphrase == "" {
+		return err
+	}
+	d.Passphrase = ""
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	req.Details = r.c.Seal(b, ad("request-details", req.Tenant, req.ID))
 	return nil
 }

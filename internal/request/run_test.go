@@ -22,6 +22,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/examples/shop"
+	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/connector/files"
@@ -39,6 +40,8 @@ import (
 // world is a deployment with the sample shop's database (SQLite) and
 // uploads as its systems, a real vault, and the job queue running.
 type world struct {
+	log      *audit.Log
+	unseal   func(sealed, ad []byte) ([]byte, error)
 	outbox   *mail.Outbox
 	qdb      *sql.DB
 	down     atomic.Bool // the uploads system is unreachable
@@ -59,6 +62,13 @@ func newWorld(t *testing.T, extra ...string) *world { return newWorldN(t, 8, 0, 
 // newWorldN is a world with n customers and workers job workers (the
 // queue's default if 0).
 func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
+	t.Helper()
+	return newWorldWith(t, n, workers, nil, extra...)
+}
+
+// newWorldWith is newWorldN with tweak applied to the runner's
+// configuration.
+func newWorldWith(t testing.TB, n, workers int, tweak func(*request.RunnerConfig), extra ...string) *world {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -81,7 +91,7 @@ func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{vault: v, store: sqlite.NewRequestStore(data), uploads: filepath.Join(dir, "uploads"), subjects: map[int64]string{}}
+	w := &world{log: log, vault: v, store: sqlite.NewRequestStore(data), uploads: filepath.Join(dir, "uploads"), subjects: map[int64]string{}}
 	m, err := datamap.Load(filepath.Join("..", "..", "examples", "shop", "lethe.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -149,10 +159,11 @@ func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
 	sealKey := vault.NewKey()
 	seal := func(p, ad []byte) []byte { return vault.Seal(&sealKey, p, ad) }
 	unseal := func(s, ad []byte) ([]byte, error) { return vault.Open(&sealKey, s, ad) }
+	w.unseal = unseal
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	w.pub = pub
-	w.runner, err = request.NewRunner(request.RunnerConfig{
-		Store: w.store, Systems: append([]string{"shop", "uploads"}, extra...), Open: open, Vault: v,
+	rc := request.RunnerConfig{
+		Store: w.store, Systems: append([]string{"shop", "uploads"}, extra...), Open: open, Vault: v, Trail: log,
 		PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
 			k, err := v.PseudonymKey(ctx, tenant, id)
 			return k[:], err
@@ -163,7 +174,11 @@ func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
 		BaseURL: func() string { return "https://lethe.example" },
 		Summary: request.Summary{Organisation: m.Organisation.Name, Contact: m.DPO.Email, Purposes: m.Purposes,
 			Recipients: []string{"Mailpost Inc. (US; standard contractual clauses)"}, Systems: []string{"shop: the shop's database", "uploads: avatars"}},
-	})
+	}
+	if tweak != nil {
+		tweak(&rc)
+	}
+	w.runner, err = request.NewRunner(rc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +405,7 @@ func TestAccessRuns(t *testing.T) {
 			t.Errorf("the summary lacks %q", want)
 		}
 	}
-	for _, name := range []string{"data/shop.json", "data/shop/customers.csv", "data/shop/orders.csv", "data/lethe-vault.json", "data/consent-history.json"} {
+	for _, name := range []string{"data/shop.json", "data/shop/customers.csv", "data/shop/orders.csv", "data/lethe-vault.json", "data/consent-history.json", "data/audit-events.json"} {
 		if _, ok := files[name]; !ok {
 			t.Errorf("the archive lacks %s", name)
 		}
@@ -541,6 +556,51 @@ func TestRestrictionAndObjection(t *testing.T) {
 	hist, _ := w.consent.History(ctx, dpo, lethe.DefaultTenant, w.subjects[a.ID])
 	if len(hist) != 1 || hist[0].Reason != "accuracy_contested" || hist[0].Channel != "request" {
 		t.Errorf("the ledger: got %+v", hist)
+	}
+	// The shop's map marks a restricted customer, and suppresses their
+	// newsletter on a restriction or an objection to it; an objection to
+	// analytics marks nothing.
+	flag := func(query string, id any) int {
+		var v int
+		if err := w.shopDB.QueryRow(query, id).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	restricted := "SELECT processing_restricted FROM customers WHERE id = ?"
+	if flag(restricted, a.ID) != 1 || flag(restricted, b.ID) != 0 {
+		t.Errorf("processing_restricted: customer %d %d, customer %d %d", a.ID, flag(restricted, a.ID), b.ID, flag(restricted, b.ID))
+	}
+	var reader shop.Customer
+	for _, c := range w.cs[2:] {
+		if c.Newsletter {
+			reader = c
+			break
+		}
+	}
+	if reader.ID == 0 {
+		t.Fatal("no seeded customer reads the newsletter")
+	}
+	suppressed := "SELECT COUNT(*) FROM newsletter WHERE email = ? AND suppressed = 1"
+	if flag(suppressed, reader.Email) != 0 {
+		t.Fatalf("customer %d's newsletter is suppressed before any request", reader.ID)
+	}
+	r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestObjection, SubjectID: w.subjects[reader.ID], Contact: reader.Email, Verified: true, Purpose: "newsletter", Reason: "direct_marketing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := w.wait(t, r.ID)
+	if done.State != lethe.RequestCompleted {
+		t.Fatalf("objection to the newsletter: got %s", done.State)
+	}
+	if flag(suppressed, reader.Email) != 1 {
+		t.Errorf("customer %d objected to the newsletter, which is not suppressed", reader.ID)
+	}
+	tasks, _ := w.store.Tasks(ctx, r.ID)
+	for _, task := range tasks {
+		if task.System == "shop" && !strings.Contains(string(task.Report), `"object"`) {
+			t.Errorf("the shop's report does not record the objection: %s", task.Report)
+		}
 	}
 }
 

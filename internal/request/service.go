@@ -31,9 +31,11 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/mail"
+	"github.com/lethe-privacy/lethe/internal/vault"
 )
 
 // Subjects finds a tenant's subject by an identifier, for requests that
@@ -106,6 +108,8 @@ type details struct {
 	Purpose string            `json:"purpose,omitempty"`
 	Values  map[string]string `json:"values,omitempty"`
 	Reason  string            `json:"reason,omitempty"`
+	// Passphrase encrypts an access archive; cleared once it is built.
+	Passphrase string `json:"passphrase,omitempty"`
 }
 
 // Create records a request and, unless staff verified the person, sends a
@@ -142,7 +146,7 @@ func (s *Service) Create(ctx context.Context, a lethe.Actor, tenant string, in l
 	case in.Type == lethe.RequestObjection:
 		reason = "particular_situation"
 	}
-	d, _ := json.Marshal(details{Purpose: in.Purpose, Values: in.Values, Reason: reason}) // maps of strings always marshal
+	d, _ := json.Marshal(details{Purpose: in.Purpose, Values: in.Values, Reason: reason, Passphrase: in.Passphrase}) // maps of strings always marshal
 	r.Details = s.c.Seal(d, ad("request-details", tenant, r.ID))
 	got, merged, err := s.c.Store.CreateRequest(ctx, r)
 	if err != nil {
@@ -190,12 +194,21 @@ func (s *Service) checkNew(tenant string, in lethe.RequestAsk, self bool) error 
 		return lethe.Errorf(lethe.EINVALID, "only a rectification gives values")
 	case in.Reason != "" && in.Type != lethe.RequestRestriction && in.Type != lethe.RequestObjection:
 		return lethe.Errorf(lethe.EINVALID, "only a restriction or an objection gives a reason")
+	case in.Passphrase != "" && in.Type != lethe.RequestAccess && in.Type != lethe.RequestPortability:
+		return lethe.Errorf(lethe.EINVALID, "only an access or portability request's archive is encrypted to a passphrase")
+	case in.Passphrase != "" && (len(in.Passphrase) < lethe.MinPassphrase || len(in.Passphrase) > lethe.MaxPassphrase || !utf8.ValidString(in.Passphrase)):
+		return lethe.Errorf(lethe.EINVALID, "a passphrase is %d to %d bytes of UTF-8 text", lethe.MinPassphrase, lethe.MaxPassphrase)
 	case in.Reason != "" && !slices.Contains(lethe.ConsentReasons, in.Reason):
 		return lethe.Errorf(lethe.EINVALID, "reason must be one of %s", strings.Join(lethe.ConsentReasons, ", "))
 	}
 	for k, v := range in.Values {
 		if !lethe.ValidPurposeKey(k) || len(v) > 4096 || !lethe.StorableToken(v) {
 			return lethe.Errorf(lethe.EINVALID, "values are data categories (like user.contact.email) and texts of at most 4096 bytes")
+		}
+		if kind, ok := identifierKinds[k]; ok {
+			if _, err := vault.Normalize(kind, v); err != nil {
+				return lethe.Errorf(lethe.EINVALID, "the corrected %s is not a valid %s", k, kind)
+			}
 		}
 	}
 	if in.Contact == "" && in.SubjectID == "" {
@@ -439,7 +452,20 @@ func (s *Service) Extend(ctx context.Context, a lethe.Actor, tenant, id string, 
 		return nil, lethe.Errorf(lethe.EINVALID, "request %s: an extension moves the due date later", id)
 	}
 	r.DueAt, r.ExtendedReason, r.UpdatedAt = until.UTC(), strings.TrimSpace(reason), s.c.Now().UTC()
-	return r, s.update(ctx, a, "request.extend", r)
+	if err := s.update(ctx, a, "request.extend", r); err != nil {
+		return nil, err
+	}
+	return r, s.tell(ctx, r, "Your request takes longer", extendedText(r))
+}
+
+// tell mails the person what became of their request. The change is
+// stored already: a failure to send says so, for staff to tell them
+// another way.
+func (s *Service) tell(ctx context.Context, r *lethe.Request, subject, text string) error {
+	if err := tell(ctx, s.c.Mail, s.c.Open, s.c.Organisation, r, subject, text); err != nil {
+		return fmt.Errorf("request %s is %s, but the person could not be told: %w", r.ID, r.State, err)
+	}
+	return nil
 }
 
 // Close rejects or cancels an open request, with a reason.
@@ -463,7 +489,7 @@ func (s *Service) Close(ctx context.Context, a lethe.Actor, tenant, id string, s
 		return nil, err
 	}
 	s.c.Store.DeleteCode(ctx, id) // a closed request needs none; a failure leaves an unusable code
-	return r, nil
+	return r, s.tell(ctx, r, "Your request was "+string(state), closedText(r))
 }
 
 // Request returns one request.

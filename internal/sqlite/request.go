@@ -135,9 +135,9 @@ func (s *RequestStore) UpdateRequest(ctx context.Context, r *lethe.Request) erro
 		open = 1
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE requests SET state = ?, due_at = ?, extended_reason = ?, verified_at = ?, approved_by = ?,
-		closed_at = ?, reason = ?, receipt = ?, updated_at = ?, version = version + 1, open = ?, subject_id = ? WHERE id = ?`,
+		closed_at = ?, reason = ?, receipt = ?, updated_at = ?, version = version + 1, open = ?, subject_id = ?, details = ? WHERE id = ?`,
 		string(r.State), r.DueAt.UnixMicro(), r.ExtendedReason, micros(r.VerifiedAt), r.ApprovedBy, micros(r.ClosedAt), r.Reason, r.Receipt,
-		r.UpdatedAt.UnixMicro(), open, r.SubjectID, r.ID); err != nil {
+		r.UpdatedAt.UnixMicro(), open, r.SubjectID, r.Details, r.ID); err != nil {
 		return fmt.Errorf("update request %s: %w", r.ID, err)
 	}
 	if err := tx.Commit(); err != nil {

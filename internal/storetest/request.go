@@ -92,11 +92,14 @@ func TestRequestStore(t *testing.T, newStore func(t *testing.T) lethe.RequestSto
 			t.Errorf("verified → completed: got %v, want %s", err, lethe.EINVALID)
 		}
 		r.State = lethe.RequestVerified
-		r.DueAt, r.ExtendedReason = lethe.RequestLatestDue(at), "many systems"
+		r.DueAt, r.ExtendedReason, r.Details = lethe.RequestLatestDue(at), "many systems", []byte(`{"reason":"other"}`)
 		if err := s.UpdateRequest(ctx, r); err != nil {
 			t.Fatalf("extend: %v", err)
 		}
 		back, _ := s.Request(ctx, "acme", r.ID)
+		if string(back.Details) != `{"reason":"other"}` {
+			t.Errorf("details after the update: %q", back.Details)
+		}
 		if back.State != lethe.RequestVerified || back.ExtendedReason != "many systems" || !back.DueAt.Equal(lethe.RequestLatestDue(at)) || back.Version != 3 || back.VerifiedAt == nil || !back.VerifiedAt.Equal(v) {
 			t.Errorf("after extend: got %+v", back)
 		}
