@@ -248,6 +248,22 @@ type RequestStore interface {
 	AttemptCode(ctx context.Context, requestID string) (*RequestCode, error)
 	// DeleteCode removes a request's code once it is used.
 	DeleteCode(ctx context.Context, requestID string) error
+
+	// PutArchive stores one sealed piece of a request's access archive
+	// under name, replacing one of that name; a zero expires keeps it
+	// until another piece of the request expires. ENOTFOUND for an
+	// unknown request.
+	PutArchive(ctx context.Context, requestID, name string, data []byte, expires time.Time) error
+	// Archive returns a piece; ENOTFOUND if there is none.
+	Archive(ctx context.Context, requestID, name string) ([]byte, error)
+	// TakeArchive returns a piece and deletes it, at once: of callers
+	// racing for it, one gets it and the others ENOTFOUND.
+	TakeArchive(ctx context.Context, requestID, name string) ([]byte, error)
+	// DeleteArchive deletes every piece of a request's archive.
+	DeleteArchive(ctx context.Context, requestID string) error
+	// PruneArchives deletes every piece of the archives that have a piece
+	// expired at now, and returns how many archives it deleted.
+	PruneArchives(ctx context.Context, now time.Time) (int, error)
 }
 
 // RequestCode is the one-time code that verifies a request: only its keyed

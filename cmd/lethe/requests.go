@@ -79,11 +79,10 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 			k, err := v.PseudonymKey(ctx, tenant, id)
 			return k[:], err
 		},
-		ArchiveDir: filepath.Join(cfg.DataDir, "archives"),
-		Sign:       func(msg []byte) []byte { return ed25519.Sign(signer, msg) },
-		Mail:       sender,
-		BaseURL:    baseURL,
-		Summary:    summary,
+		Sign:    func(msg []byte) []byte { return ed25519.Sign(signer, msg) },
+		Mail:    sender,
+		BaseURL: baseURL,
+		Summary: summary,
 		Callback: func(system, signature string, body []byte) (string, string, int64, error) {
 			return webhookCallback(bySystem[system], signature, body)
 		},

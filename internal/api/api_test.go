@@ -116,7 +116,7 @@ func newFixture(t *testing.T, o api.Options) *fixture {
 		_, priv, _ := ed25519.GenerateKey(nil)
 		runner, err := request.NewRunner(request.RunnerConfig{Store: f.reqStore, Open: func(context.Context, string) (connector.Connector, error) {
 			return nil, errors.New("no systems")
-		}, Vault: v, Audit: f.audit, Seal: seal, OpenSeal: unseal, ArchiveDir: filepath.Join(dir, "archives"),
+		}, Vault: v, Audit: f.audit, Seal: seal, OpenSeal: unseal,
 			Mail: f.outbox, BaseURL: func() string { return "https://lethe.example" }, Summary: request.Summary{Organisation: "Example Shop Ltd"},
 			PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
 				k, err := v.PseudonymKey(ctx, tenant, id)

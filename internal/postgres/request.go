@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -255,4 +256,66 @@ func (s *RequestStore) DeleteCode(ctx context.Context, requestID string) error {
 		return fmt.Errorf("delete code of request %s: %w", requestID, err)
 	}
 	return nil
+}
+
+// PutArchive implements lethe.RequestStore.
+func (s *RequestStore) PutArchive(ctx context.Context, requestID, name string, data []byte, expires time.Time) error {
+	var exp *time.Time
+	if !expires.IsZero() {
+		exp = &expires
+	}
+	_, err := s.db.pool.Exec(ctx, `INSERT INTO request_archives (request_id, name, data, expires_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (request_id, name) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at`, requestID, name, data, exp)
+	if code, _ := pgError(err); code == foreignKeyViolation {
+		return lethe.Errorf(lethe.ENOTFOUND, "request %s not found", requestID)
+	} else if err != nil {
+		return fmt.Errorf("put archive %s of request %s: %w", name, requestID, err)
+	}
+	return nil
+}
+
+// Archive implements lethe.RequestStore.
+func (s *RequestStore) Archive(ctx context.Context, requestID, name string) ([]byte, error) {
+	var data []byte
+	err := s.db.pool.QueryRow(ctx, `SELECT data FROM request_archives WHERE request_id = $1 AND name = $2`, requestID, name).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s has no archive %s", requestID, name)
+	} else if err != nil {
+		return nil, fmt.Errorf("archive %s of request %s: %w", name, requestID, err)
+	}
+	return data, nil
+}
+
+// TakeArchive implements lethe.RequestStore.
+func (s *RequestStore) TakeArchive(ctx context.Context, requestID, name string) ([]byte, error) {
+	var data []byte
+	err := s.db.pool.QueryRow(ctx, `DELETE FROM request_archives WHERE request_id = $1 AND name = $2 RETURNING data`, requestID, name).Scan(&data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s has no archive %s", requestID, name)
+	} else if err != nil {
+		return nil, fmt.Errorf("take archive %s of request %s: %w", name, requestID, err)
+	}
+	return data, nil
+}
+
+// DeleteArchive implements lethe.RequestStore.
+func (s *RequestStore) DeleteArchive(ctx context.Context, requestID string) error {
+	if _, err := s.db.pool.Exec(ctx, `DELETE FROM request_archives WHERE request_id = $1`, requestID); err != nil {
+		return fmt.Errorf("delete archive of request %s: %w", requestID, err)
+	}
+	return nil
+}
+
+// PruneArchives implements lethe.RequestStore.
+func (s *RequestStore) PruneArchives(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.db.pool.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM request_archives WHERE request_id IN
+				(SELECT request_id FROM request_archives WHERE expires_at IS NOT NULL AND expires_at <= $1)
+			RETURNING request_id)
+		SELECT COUNT(DISTINCT request_id) FROM gone`, now).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("prune archives: %w", err)
+	}
+	return n, nil
 }

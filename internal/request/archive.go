@@ -12,9 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -45,7 +42,7 @@ const DownloadTTL = 7 * 24 * time.Hour
 type download struct {
 	Hash    []byte    `json:"hash"` // SHA-256 of the token
 	Expires time.Time `json:"expires"`
-	Used    bool      `json:"used"`
+	Tenant  string    `json:"tenant"`
 }
 
 // deliver builds the access archive of a completed access or portability
@@ -65,8 +62,8 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 	}
 	var counts []string
 	for _, system := range systems {
-		raw, err := r.ReadArchivePart(req, system)
-		if errors.Is(err, fs.ErrNotExist) {
+		raw, err := r.ReadArchivePart(ctx, req, system)
+		if lethe.ErrorCode(err) == lethe.ENOTFOUND {
 			continue // the system found nothing to export, or cannot export
 		} else if err != nil {
 			return fmt.Errorf("request %s: archive part %s: %w", req.ID, system, err)
@@ -139,20 +136,15 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 	token := make([]byte, 32)
 	rand.Read(token) // never returns an error
 	tok := base64.RawURLEncoding.EncodeToString(token)
-	dir := filepath.Join(r.c.ArchiveDir, req.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	sealed := r.c.Seal(archive, ad("request-archive", req.Tenant, req.ID, "archive.zip"))
-	if err := writeFile(filepath.Join(dir, "archive.zip.sealed"), sealed); err != nil {
-		return err
-	}
-	if err := writeFile(filepath.Join(dir, "tenant"), []byte(req.Tenant)); err != nil {
-		return err
-	}
+	// The link's hash and the archive, sealed, expire together: the sweep
+	// deletes both, with the parts, once the link no longer works.
+	expires := r.c.Now().Add(DownloadTTL).UTC()
 	sum := sha256.Sum256([]byte(tok))
-	dl, _ := json.Marshal(download{Hash: sum[:], Expires: r.c.Now().Add(DownloadTTL).UTC()})
-	if err := writeFile(filepath.Join(dir, "download.json"), dl); err != nil {
+	dl, _ := json.Marshal(download{Hash: sum[:], Expires: expires, Tenant: req.Tenant})
+	if err := r.c.Store.PutArchive(ctx, req.ID, "archive.zip", r.c.Seal(archive, ad("request-archive", req.Tenant, req.ID, "archive.zip")), expires); err != nil {
+		return err
+	}
+	if err := r.c.Store.PutArchive(ctx, req.ID, "download", dl, expires); err != nil {
 		return err
 	}
 	if r.c.Mail == nil {
@@ -179,27 +171,6 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 		return fmt.Errorf("request %s: send link: %w", req.ID, err)
 	}
 	return nil
-}
-
-// writeFile writes data to path whole, or not at all.
-func writeFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // safeName keeps a location or file name one path element.
@@ -307,63 +278,53 @@ func (r *Runner) summary(req *lethe.Request, counts []string) string {
 
 // Download returns the archive a link names, once: ENOTFOUND for a link
 // that is wrong, used or expired (the same answer, so that nothing can be
-// learnt by trying).
+// learnt by trying). Of two downloads racing, on any instances, one gets
+// it. Once downloaded, nothing of the person is kept.
 func (r *Runner) Download(ctx context.Context, link string) ([]byte, error) {
 	gone := lethe.Errorf(lethe.ENOTFOUND, "this link is not valid, or was used or expired; ask for your data again")
 	id, tok, ok := strings.Cut(link, ".")
 	if !ok || !lethe.ValidRequestID(id) {
 		return nil, gone
 	}
-	dir := filepath.Join(r.c.ArchiveDir, id)
-	r.dl.Lock()
-	defer r.dl.Unlock()
-	raw, err := os.ReadFile(filepath.Join(dir, "download.json"))
-	if err != nil {
+	raw, err := r.c.Store.Archive(ctx, id, "download")
+	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
 		return nil, gone
+	} else if err != nil {
+		return nil, err
 	}
 	var d download
 	if json.Unmarshal(raw, &d) != nil {
 		return nil, gone
 	}
 	sum := sha256.Sum256([]byte(tok))
-	if d.Used || r.c.Now().After(d.Expires) || subtle.ConstantTimeCompare(d.Hash, sum[:]) != 1 {
+	if r.c.Now().After(d.Expires) || subtle.ConstantTimeCompare(d.Hash, sum[:]) != 1 {
 		return nil, gone
 	}
-	req, err := r.findRequest(ctx, id)
+	req, err := r.c.Store.Request(ctx, d.Tenant, id)
 	if err != nil {
 		return nil, gone
 	}
-	sealed, err := os.ReadFile(filepath.Join(dir, "archive.zip.sealed"))
-	if err != nil {
-		return nil, gone
+	sealed, err := r.c.Store.TakeArchive(ctx, id, "archive.zip")
+	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
+		return nil, gone // used
+	} else if err != nil {
+		return nil, err
 	}
-	zipped, err := r.c.OpenSeal(sealed, ad("request-archive", req.Tenant, req.ID, "archive.zip"))
+	archive, err := r.c.OpenSeal(sealed, ad("request-archive", req.Tenant, req.ID, "archive.zip"))
 	if err != nil {
 		return nil, fmt.Errorf("request %s: open archive: %w", id, err)
 	}
-	d.Used = true
-	b, _ := json.Marshal(d)
-	if err := writeFile(filepath.Join(dir, "download.json"), b); err != nil {
-		return nil, err
-	}
-	// Downloaded once: nothing of the person is kept here any longer.
-	parts, _ := filepath.Glob(filepath.Join(dir, "*.part"))
-	for _, name := range append(parts, filepath.Join(dir, "archive.zip.sealed")) {
-		os.Remove(name)
-	}
 	if err := record(ctx, r.c.Audit, r.c.Now(), lethe.RequestSelf, "request.download", "ok", req); err != nil {
+		// Not given out unaudited: put it back for the next try.
+		if perr := r.c.Store.PutArchive(ctx, id, "archive.zip", sealed, d.Expires); perr != nil {
+			return nil, errors.Join(err, perr)
+		}
 		return nil, err
 	}
-	return zipped, nil
-}
-
-// findRequest reads a request whose tenant the archive recorded.
-func (r *Runner) findRequest(ctx context.Context, id string) (*lethe.Request, error) {
-	raw, err := os.ReadFile(filepath.Join(r.c.ArchiveDir, id, "tenant"))
-	if err != nil {
-		return nil, err
+	if err := r.c.Store.DeleteArchive(ctx, id); err != nil {
+		r.c.Logger.Warn("archive parts kept after the download until they expire", "request", id, "err", err.Error())
 	}
-	return r.c.Store.Request(ctx, string(raw), id)
+	return archive, nil
 }
 
 // encryptTo encrypts an archive to a passphrase with age's scrypt

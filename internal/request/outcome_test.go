@@ -11,6 +11,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -297,5 +298,38 @@ func TestArchiveEncryptedToPassphrase(t *testing.T) {
 	}
 	if bytes.Contains(details, []byte(pass)) {
 		t.Error("the passphrase is kept after the archive was built")
+	}
+}
+
+// TestUndownloadedArchiveExpires: an archive nobody downloaded is deleted,
+// parts and all, by the sweep once its link has expired.
+func TestUndownloadedArchiveExpires(t *testing.T) {
+	var skew atomic.Int64
+	w := newWorldWith(t, 4, 0, func(c *request.RunnerConfig) {
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	ctx := context.Background()
+	c := w.cs[0]
+	r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestAccess, SubjectID: w.subjects[c.ID], Contact: c.Email, Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := w.wait(t, r.ID); done.State != lethe.RequestCompleted {
+		t.Fatalf("got %s", done.State)
+	}
+	if _, err := w.runner.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.store.Archive(ctx, r.ID, "archive.zip"); err != nil {
+		t.Fatalf("the archive before its link expired: %v", err)
+	}
+	skew.Store(int64(request.DownloadTTL + time.Minute))
+	if _, err := w.runner.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"archive.zip", "download", "part:shop", "part:uploads"} {
+		if _, err := w.store.Archive(ctx, r.ID, name); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			t.Errorf("%s after the link expired: %v", name, err)
+		}
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -58,8 +56,6 @@ type RunnerConfig struct {
 	// details, as the Service's.
 	Seal     func(plaintext, ad []byte) []byte
 	OpenSeal func(sealed, ad []byte) ([]byte, error)
-	// ArchiveDir holds access archives, sealed, one directory per request.
-	ArchiveDir string
 	// Sign signs an erasure receipt.
 	Sign func(msg []byte) []byte
 	// Mail, BaseURL and Summary deliver an access archive: a one-time link
@@ -101,8 +97,6 @@ type Runner struct {
 	c     RunnerConfig
 	mu    sync.Mutex
 	queue *jobs.Queue
-	// dl serialises downloads: a link works once.
-	dl sync.Mutex
 	// conns are the systems opened so far, kept for the next jobs
 	// (connectors are safe for concurrent use).
 	conns map[string]connector.Connector
@@ -111,8 +105,8 @@ type Runner struct {
 // NewRunner returns a Runner; give its Workers to the job queue, then the
 // queue to SetQueue.
 func NewRunner(c RunnerConfig) (*Runner, error) {
-	if c.Store == nil || c.Open == nil || c.Vault == nil || c.PseudonymKey == nil || c.Audit == nil || c.Seal == nil || c.OpenSeal == nil || c.Sign == nil || c.ArchiveDir == "" {
-		return nil, errors.New("request runner: store, open, vault, pseudonym key, audit, seal, open, sign and archive directory are required")
+	if c.Store == nil || c.Open == nil || c.Vault == nil || c.PseudonymKey == nil || c.Audit == nil || c.Seal == nil || c.OpenSeal == nil || c.Sign == nil {
+		return nil, errors.New("request runner: store, open, vault, pseudonym key, audit, seal, open and sign are required")
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -496,7 +490,7 @@ func (r *Runner) run(ctx context.Context, req *lethe.Request, task *lethe.Reques
 		if err != nil {
 			return rep, err
 		}
-		if err := r.writeArchivePart(req, system, sink); err != nil {
+		if err := r.writeArchivePart(ctx, req, system, sink); err != nil {
 			return rep, err
 		}
 		rep.Steps = countSteps(counts, "export")
@@ -605,27 +599,24 @@ func (a *archiveSink) File(location, name string, data []byte) error {
 }
 
 // writeArchivePart seals one system's export into the request's archive
-// directory, replacing a part an earlier attempt wrote.
-func (r *Runner) writeArchivePart(req *lethe.Request, system string, sink *archiveSink) error {
+// in the store, where every instance reaches it, replacing a part an
+// earlier attempt wrote.
+func (r *Runner) writeArchivePart(ctx context.Context, req *lethe.Request, system string, sink *archiveSink) error {
 	b, err := json.Marshal(sink)
 	if err != nil {
 		return fmt.Errorf("request %s: archive %s: %w", req.ID, system, err)
 	}
-	dir := filepath.Join(r.c.ArchiveDir, req.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	sealed := r.c.Seal(b, ad("request-archive", req.Tenant, req.ID, system))
-	tmp := filepath.Join(dir, system+".part.tmp")
-	if err := os.WriteFile(tmp, sealed, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, system+".part"))
+	return r.c.Store.PutArchive(ctx, req.ID, partName(system), sealed, time.Time{})
 }
 
-// ReadArchivePart opens one system's part of a request's access archive.
-func (r *Runner) ReadArchivePart(req *lethe.Request, system string) ([]byte, error) {
-	sealed, err := os.ReadFile(filepath.Join(r.c.ArchiveDir, req.ID, system+".part"))
+// partName is the name a system's part of an archive is stored under.
+func partName(system string) string { return "part:" + system }
+
+// ReadArchivePart opens one system's part of a request's access archive;
+// ENOTFOUND if it has none.
+func (r *Runner) ReadArchivePart(ctx context.Context, req *lethe.Request, system string) ([]byte, error) {
+	sealed, err := r.c.Store.Archive(ctx, req.ID, partName(system))
 	if err != nil {
 		return nil, err
 	}
@@ -683,10 +674,16 @@ func (r *Runner) Acknowledge(ctx context.Context, tenant, id, system string, cou
 // whose approval or whose last task was recorded just before a crash,
 // with its job not yet enqueued, still runs. It is idempotent (jobs are
 // unique by their arguments) and returns how many requests it looked at.
+// It also deletes the access archives whose link expired undownloaded.
 func (r *Runner) Resume(ctx context.Context) (int, error) {
 	q, err := r.q()
 	if err != nil {
 		return 0, err
+	}
+	if n, err := r.c.Store.PruneArchives(ctx, r.c.Now()); err != nil {
+		return 0, err
+	} else if n > 0 {
+		r.c.Logger.Info("expired access archives deleted", "archives", n)
 	}
 	f := lethe.RequestFilter{AllTenants: true, States: []lethe.RequestState{lethe.RequestApproved, lethe.RequestRunning, lethe.RequestPartial}, Limit: lethe.RequestListLimit}
 	n := 0

@@ -168,7 +168,7 @@ func newWorldWith(t testing.TB, n, workers int, tweak func(*request.RunnerConfig
 			k, err := v.PseudonymKey(ctx, tenant, id)
 			return k[:], err
 		},
-		Audit: log, Ledger: w.consent, Seal: seal, OpenSeal: unseal, ArchiveDir: filepath.Join(dir, "archives"),
+		Audit: log, Ledger: w.consent, Seal: seal, OpenSeal: unseal,
 		Sign:    func(msg []byte) []byte { return ed25519.Sign(priv, msg) },
 		Mail:    outbox,
 		BaseURL: func() string { return "https://lethe.example" },
@@ -333,7 +333,7 @@ func TestAccessRuns(t *testing.T) {
 	}
 	var all strings.Builder
 	for _, s := range []string{"shop", "uploads"} {
-		b, err := w.runner.ReadArchivePart(done, s)
+		b, err := w.runner.ReadArchivePart(ctx, done, s)
 		if err != nil {
 			t.Fatalf("archive %s: %v", s, err)
 		}
@@ -363,9 +363,9 @@ func TestAccessRuns(t *testing.T) {
 			t.Errorf("the archive holds customer %d's address", o.ID)
 		}
 	}
-	raw, _ := os.ReadFile(filepath.Join(filepath.Dir(w.uploads), "archives", r.ID, "shop.part"))
-	if bytes.Contains(raw, []byte(c.Email)) {
-		t.Error("the archive is stored in clear")
+	raw, err := w.store.Archive(ctx, r.ID, "part:shop")
+	if err != nil || bytes.Contains(raw, []byte(c.Email)) {
+		t.Errorf("the archive is not stored sealed: %v", err)
 	}
 
 	// The person gets a one-time link to a zip with their data and the
@@ -416,8 +416,8 @@ func TestAccessRuns(t *testing.T) {
 	if _, err := w.runner.Download(ctx, link); lethe.ErrorCode(err) != lethe.ENOTFOUND {
 		t.Errorf("the link used twice: got %v", err)
 	}
-	if parts, _ := filepath.Glob(filepath.Join(filepath.Dir(w.uploads), "archives", r.ID, "*.part")); len(parts) != 0 {
-		t.Errorf("after the download %d parts are kept", len(parts))
+	if _, err := w.store.Archive(ctx, r.ID, "part:shop"); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+		t.Errorf("after the download the parts are kept: %v", err)
 	}
 }
 

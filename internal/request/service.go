@@ -488,7 +488,8 @@ func (s *Service) Close(ctx context.Context, a lethe.Actor, tenant, id string, s
 	if err := s.update(ctx, a, "request."+string(state), r); err != nil {
 		return nil, err
 	}
-	s.c.Store.DeleteCode(ctx, id) // a closed request needs none; a failure leaves an unusable code
+	s.c.Store.DeleteCode(ctx, id)    // a closed request needs none; a failure leaves an unusable code
+	s.c.Store.DeleteArchive(ctx, id) // nor the parts of an archive it will not send; a failure leaves them sealed
 	return r, s.tell(ctx, r, "Your request was "+string(state), closedText(r))
 }
 

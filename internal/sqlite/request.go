@@ -285,3 +285,74 @@ func (s *RequestStore) DeleteCode(ctx context.Context, requestID string) error {
 	}
 	return nil
 }
+
+// PutArchive implements lethe.RequestStore.
+func (s *RequestStore) PutArchive(ctx context.Context, requestID, name string, data []byte, expires time.Time) error {
+	var exp any
+	if !expires.IsZero() {
+		exp = expires.UnixMicro()
+	}
+	_, err := s.db.write.ExecContext(ctx, `INSERT INTO request_archives (request_id, name, data, expires_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (request_id, name) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at`, requestID, name, data, exp)
+	var e *sqlite.Error
+	if errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+		return lethe.Errorf(lethe.ENOTFOUND, "request %s not found", requestID)
+	} else if err != nil {
+		return fmt.Errorf("put archive %s of request %s: %w", name, requestID, err)
+	}
+	return nil
+}
+
+// Archive implements lethe.RequestStore.
+func (s *RequestStore) Archive(ctx context.Context, requestID, name string) ([]byte, error) {
+	var data []byte
+	err := s.db.read.QueryRowContext(ctx, `SELECT data FROM request_archives WHERE request_id = ? AND name = ?`, requestID, name).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s has no archive %s", requestID, name)
+	} else if err != nil {
+		return nil, fmt.Errorf("archive %s of request %s: %w", name, requestID, err)
+	}
+	return data, nil
+}
+
+// TakeArchive implements lethe.RequestStore.
+func (s *RequestStore) TakeArchive(ctx context.Context, requestID, name string) ([]byte, error) {
+	var data []byte
+	err := s.db.write.QueryRowContext(ctx, `DELETE FROM request_archives WHERE request_id = ? AND name = ? RETURNING data`, requestID, name).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, lethe.Errorf(lethe.ENOTFOUND, "request %s has no archive %s", requestID, name)
+	} else if err != nil {
+		return nil, fmt.Errorf("take archive %s of request %s: %w", name, requestID, err)
+	}
+	return data, nil
+}
+
+// DeleteArchive implements lethe.RequestStore.
+func (s *RequestStore) DeleteArchive(ctx context.Context, requestID string) error {
+	if _, err := s.db.write.ExecContext(ctx, `DELETE FROM request_archives WHERE request_id = ?`, requestID); err != nil {
+		return fmt.Errorf("delete archive of request %s: %w", requestID, err)
+	}
+	return nil
+}
+
+// PruneArchives implements lethe.RequestStore.
+func (s *RequestStore) PruneArchives(ctx context.Context, now time.Time) (int, error) {
+	rows, err := s.db.write.QueryContext(ctx, `DELETE FROM request_archives WHERE request_id IN
+		(SELECT request_id FROM request_archives WHERE expires_at IS NOT NULL AND expires_at <= ?) RETURNING request_id`, now.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("prune archives: %w", err)
+	}
+	defer rows.Close()
+	gone := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return 0, fmt.Errorf("prune archives: %w", err)
+		}
+		gone[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("prune archives: %w", err)
+	}
+	return len(gone), nil
+}

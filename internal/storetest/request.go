@@ -3,6 +3,7 @@ package storetest
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,6 +215,68 @@ func TestRequestStore(t *testing.T, newStore func(t *testing.T) lethe.RequestSto
 		}
 		if err := s.PutTasks(ctx, []lethe.RequestTask{{RequestID: lethe.NewRequestID(), System: "x", State: lethe.TaskPending, UpdatedAt: at}}); err == nil {
 			t.Error("a task of no request was stored")
+		}
+	})
+
+	t.Run("archives", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		a, b := newRequest("acme", lethe.RequestAccess, "sub_a", at), newRequest("acme", lethe.RequestAccess, "sub_b", at)
+		s.CreateRequest(ctx, a)
+		s.CreateRequest(ctx, b)
+		for _, r := range []*lethe.Request{a, b} {
+			if err := s.PutArchive(ctx, r.ID, "part:shop", []byte("first"), time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.PutArchive(ctx, r.ID, "part:shop", []byte("sealed shop"), time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.PutArchive(ctx, lethe.NewRequestID(), "part:shop", []byte("x"), time.Time{}); !isCode(err, lethe.ENOTFOUND) {
+			t.Errorf("a piece of no request: got %v, want %s", err, lethe.ENOTFOUND)
+		}
+		if got, err := s.Archive(ctx, a.ID, "part:shop"); err != nil || string(got) != "sealed shop" {
+			t.Errorf("read back: %q, %v", got, err)
+		}
+		if _, err := s.Archive(ctx, a.ID, "part:cache"); !isCode(err, lethe.ENOTFOUND) {
+			t.Errorf("a missing piece: got %v, want %s", err, lethe.ENOTFOUND)
+		}
+		// Taken once, by one of many racing.
+		s.PutArchive(ctx, a.ID, "archive.zip", []byte("zip"), at.Add(time.Hour))
+		var got atomic.Int32
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if data, err := s.TakeArchive(ctx, a.ID, "archive.zip"); err == nil && string(data) == "zip" {
+					got.Add(1)
+				} else if !isCode(err, lethe.ENOTFOUND) {
+					t.Errorf("take: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if got.Load() != 1 {
+			t.Errorf("the archive was taken %d times", got.Load())
+		}
+		// An expired piece takes its whole archive with it, and only that.
+		s.PutArchive(ctx, b.ID, "download", []byte("link"), at.Add(time.Hour))
+		if n, err := s.PruneArchives(ctx, at.Add(time.Minute)); err != nil || n != 0 {
+			t.Errorf("prune before expiry: %d, %v", n, err)
+		}
+		if n, err := s.PruneArchives(ctx, at.Add(time.Hour)); err != nil || n != 1 {
+			t.Errorf("prune at expiry: %d, %v", n, err)
+		}
+		if _, err := s.Archive(ctx, b.ID, "part:shop"); !isCode(err, lethe.ENOTFOUND) {
+			t.Errorf("a part of a pruned archive: got %v", err)
+		}
+		if _, err := s.Archive(ctx, a.ID, "part:shop"); err != nil {
+			t.Errorf("another request's part after the prune: %v", err)
+		}
+		if err := s.DeleteArchive(ctx, a.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Archive(ctx, a.ID, "part:shop"); !isCode(err, lethe.ENOTFOUND) {
+			t.Errorf("after delete: got %v", err)
 		}
 	})
 }
