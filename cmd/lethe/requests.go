@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/connector/webhook"
 	"github.com/lethe-privacy/lethe/internal/datamap"
@@ -84,7 +82,7 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 		BaseURL: baseURL,
 		Summary: summary,
 		Callback: func(system, signature string, body []byte) (string, string, int64, error) {
-			return webhookCallback(bySystem[system], signature, body)
+			return webhook.ReadCallback(bySystem[system], signature, body, time.Now())
 		},
 		AckReminder: cfg.AckReminder, AckTimeout: cfg.AckTimeout,
 		Logger: log,
@@ -187,36 +185,6 @@ func mailSender(cfg Config, log *slog.Logger) (mail.Sender, error) {
 	}
 	log.Info("request mail goes to the mail server", "addr", cfg.SMTPAddr)
 	return s, nil
-}
-
-// webhookCallback checks a third party's acknowledgement against its
-// system's shared secret and reads it.
-func webhookCallback(sys *datamap.System, signature string, body []byte) (tenant, requestID string, count int64, err error) {
-	if sys == nil || sys.Kind != datamap.KindWebhook || sys.Webhook == nil || !sys.Webhook.Callback {
-		return "", "", 0, lethe.Errorf(lethe.ENOTFOUND, "no system of that name takes callbacks")
-	}
-	secret, err := sys.Connection.Resolve()
-	if err != nil {
-		return "", "", 0, fmt.Errorf("system %s: %w", sys.Name, err)
-	}
-	if err := webhook.VerifySignature([]byte(secret), signature, body, time.Now(), 0); err != nil {
-		return "", "", 0, lethe.Errorf(lethe.EUNAUTHORIZED, "the callback is not signed with system %s's secret, or too old", sys.Name)
-	}
-	var cb webhook.Callback
-	if err := json.Unmarshal(body, &cb); err != nil || !lethe.ValidRequestID(cb.RequestID) || cb.Status != webhook.StatusDone {
-		return "", "", 0, lethe.Errorf(lethe.EINVALID, "a callback is JSON with request_id, tenant, action and status done")
-	}
-	if cb.Count != nil {
-		count = *cb.Count
-	}
-	if cb.HeldData != nil && !*cb.HeldData {
-		count = 0
-	}
-	tenant = cb.Tenant
-	if tenant == "" {
-		tenant = lethe.DefaultTenant
-	}
-	return tenant, cb.RequestID, count, nil
 }
 
 // summaryOf is what an access archive tells the person, from the data map.

@@ -46,6 +46,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 )
@@ -119,6 +120,39 @@ type Callback struct {
 	Status    string `json:"status"` // done
 	Count     *int64 `json:"count,omitempty"`
 	HeldData  *bool  `json:"held_data,omitempty"`
+}
+
+// ReadCallback checks a third party's callback for system sys — signed
+// with its secret within DefaultTolerance of now, a done callback naming a
+// request — and returns the request's tenant and ID, and how much the
+// third party held. Errors: ENOTFOUND for a system that takes no
+// callbacks, EUNAUTHORIZED for a bad signature, EINVALID for a bad body.
+func ReadCallback(sys *datamap.System, signature string, body []byte, now time.Time) (tenant, requestID string, count int64, err error) {
+	if sys == nil || sys.Kind != datamap.KindWebhook || sys.Webhook == nil || !sys.Webhook.Callback {
+		return "", "", 0, lethe.Errorf(lethe.ENOTFOUND, "no system of that name takes callbacks")
+	}
+	secret, err := sys.Connection.Resolve()
+	if err != nil {
+		return "", "", 0, fmt.Errorf("system %s: %w", sys.Name, err)
+	}
+	if err := VerifySignature([]byte(secret), signature, body, now, 0); err != nil {
+		return "", "", 0, lethe.Errorf(lethe.EUNAUTHORIZED, "the callback is not signed with system %s's secret, or too old", sys.Name)
+	}
+	var cb Callback
+	if err := json.Unmarshal(body, &cb); err != nil || !lethe.ValidRequestID(cb.RequestID) || cb.Status != StatusDone {
+		return "", "", 0, lethe.Errorf(lethe.EINVALID, "a callback is JSON with request_id, tenant, action and status done")
+	}
+	if cb.Count != nil {
+		count = *cb.Count
+	}
+	if cb.HeldData != nil && !*cb.HeldData {
+		count = 0
+	}
+	tenant = cb.Tenant
+	if tenant == "" {
+		tenant = lethe.DefaultTenant
+	}
+	return tenant, cb.RequestID, count, nil
 }
 
 // ErrPending is returned, wrapped, when a third party answers find or
