@@ -427,6 +427,19 @@ func TestSixSystemsEndToEnd(t *testing.T) {
 				t.Errorf("customer %d, %s: got %s, want %s", tc.c.ID, tc.purpose, d.Reason, tc.want)
 			}
 		}
+		// Every database marks the restricted customer, and only them
+		// (the objection was to analytics, which marks nothing).
+		for _, d := range w.sys.Databases {
+			for _, c := range []shop.Customer{a, b} {
+				var v any
+				if err := d.DB.QueryRow(fmt.Sprintf("SELECT processing_restricted FROM customers WHERE id = %d", c.ID)).Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				if got, want := fmt.Sprint(v) == "1" || fmt.Sprint(v) == "true", c.ID == a.ID; got != want {
+					t.Errorf("%s: customer %d processing_restricted %v, want %v", d.System.Name, c.ID, got, want)
+				}
+			}
+		}
 	})
 
 	t.Run("erasure", func(t *testing.T) {
