@@ -11,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"net"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -26,17 +25,13 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/examples/shop"
-	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/connector/connectortest"
 	"github.com/lethe-privacy/lethe/internal/connector/webhook"
-	"github.com/lethe-privacy/lethe/internal/consent"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/jobs"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/request"
-	"github.com/lethe-privacy/lethe/internal/sqlite"
-	"github.com/lethe-privacy/lethe/internal/vault"
 )
 
 // sixWorld is a deployment whose data map is the sample shop's six
@@ -46,15 +41,9 @@ import (
 // through Lethe's callback. A real vault, audit log and consent ledger,
 // the mail outbox, and the job queue running.
 type sixWorld struct {
+	*deployment
 	sys      *connectortest.Systems
-	outbox   *mail.Outbox
-	consent  *consent.Service
-	svc      *request.Service
-	runner   *request.Runner
-	store    *sqlite.RequestStore
-	vault    *vault.Service
 	subjects map[int64]string // customer ID → subject ID
-	pub      ed25519.PublicKey
 }
 
 // newSixWorld builds the six systems with n customers, each a subject of
@@ -70,32 +59,7 @@ func newSixWorld(t testing.TB, n int, edit func(*connectortest.Systems)) *sixWor
 		edit(w.sys)
 	}
 	m := w.sys.Manifest
-	dir := t.TempDir()
-	data, err := sqlite.OpenData(ctx, filepath.Join(dir, "data.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keysDB, err := sqlite.OpenKeys(ctx, filepath.Join(dir, "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { data.Close(); keysDB.Close() })
-	keys := sqlite.NewKeyStore(keysDB)
-	log := audittest.Open(t, filepath.Join(dir, "audit"), keys)
-	kms, _, err := vault.OpenLocalKMS(filepath.Join(dir, "master.key"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.vault, err = vault.New(ctx, vault.Config{Store: sqlite.NewVaultStore(data), Keys: keys, KMS: kms, Audit: log}); err != nil {
-		t.Fatal(err)
-	}
-	w.store = sqlite.NewRequestStore(data)
-	w.consent, err = consent.New(ctx, consent.Config{Store: sqlite.NewConsentStore(data), Subjects: vault.Directory{Store: sqlite.NewVaultStore(data), Keys: keys},
-		Audit: log, Purposes: m.Purposes, ProofKey: bytes.Repeat([]byte{3}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.consent.Close() })
+	w.deployment = newDeployment(t, m.Purposes)
 	for _, c := range w.sys.Customers {
 		s, err := w.vault.CreateSubject(ctx, lethe.Actor{KeyID: "key_shop", Role: lethe.RoleService}, lethe.NewSubject{Identifiers: shop.Identifiers(c)})
 		if err != nil {
@@ -104,30 +68,12 @@ func newSixWorld(t testing.TB, n int, edit func(*connectortest.Systems)) *sixWor
 		w.subjects[c.ID] = s.ID
 		w.sys.Link(t, c.ID, s.ID)
 	}
-
-	if w.outbox, err = mail.NewOutbox(filepath.Join(dir, "outbox")); err != nil {
-		t.Fatal(err)
-	}
-	sealKey := vault.NewKey()
-	seal := func(p, ad []byte) []byte { return vault.Seal(&sealKey, p, ad) }
-	unseal := func(s, ad []byte) ([]byte, error) { return vault.Open(&sealKey, s, ad) }
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	w.pub = pub
 	var described []string
 	for _, s := range m.Systems {
 		described = append(described, s.Name+": "+s.Description)
 	}
 	tp := w.sys.ThirdParty
-	w.runner, err = request.NewRunner(request.RunnerConfig{
-		Store: w.store, Systems: w.sys.Names(), Open: w.sys.Open, Vault: w.vault,
-		PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
-			k, err := w.vault.PseudonymKey(ctx, tenant, id)
-			return k[:], err
-		},
-		Audit: log, Ledger: w.consent, Seal: seal, OpenSeal: unseal,
-		Sign:    func(msg []byte) []byte { return ed25519.Sign(priv, msg) },
-		Mail:    w.outbox,
-		BaseURL: func() string { return "https://lethe.example" },
+	rc := w.runnerConfig(request.RunnerConfig{Systems: w.sys.Names(), Open: w.sys.Open,
 		Summary: request.Summary{Organisation: m.Organisation.Name, Contact: m.DPO.Email, Purposes: m.Purposes, Systems: described},
 		Callback: func(system, signature string, body []byte) (string, string, int64, error) {
 			if system != tp.System.Name {
@@ -136,40 +82,9 @@ func newSixWorld(t testing.TB, n int, edit func(*connectortest.Systems)) *sixWor
 			return webhook.ReadCallback(tp.System, signature, body, time.Now())
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	qdb, err := jobs.OpenSQLite(filepath.Join(dir, "jobs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { qdb.Close() })
-	t.Cleanup(func() { w.runner.Close() }) // after the queue stops (cleanups run last first)
 	// As cmd/lethe runs it (32 workers, a poll every 100 ms), with quick
 	// retries: a system that is down is tried again within a second.
-	cfg := jobs.Config{SQLite: qdb, FetchPollInterval: 100 * time.Millisecond, Workers: w.runner.Workers(), Queues: map[string]int{jobs.DefaultQueue: 32},
-		RetryPolicy: &jobs.Backoff{Base: 50 * time.Millisecond, Max: time.Second}, MaxAttempts: 10}
-	if err := jobs.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	q, err := jobs.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		q.Stop(sctx)
-	})
-	w.runner.SetQueue(q)
-	w.svc, err = request.New(request.Config{Store: w.store, Subjects: w.vault, Mail: w.outbox, Audit: log, Key: bytes.Repeat([]byte{5}, 32),
-		Seal: seal, Open: unseal, Organisation: m.Organisation.Name, Runner: w.runner})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.start(t, rc, jobs.Config{Queues: map[string]int{jobs.DefaultQueue: 32}, MaxAttempts: 10}, m.Organisation.Name)
 	return w
 }
 

@@ -22,39 +22,25 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/examples/shop"
-	"github.com/lethe-privacy/lethe/internal/audit"
-	"github.com/lethe-privacy/lethe/internal/audit/audittest"
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/connector/files"
 	"github.com/lethe-privacy/lethe/internal/connector/manual"
 	connsqlite "github.com/lethe-privacy/lethe/internal/connector/sqlite"
-	"github.com/lethe-privacy/lethe/internal/consent"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 	"github.com/lethe-privacy/lethe/internal/jobs"
 	"github.com/lethe-privacy/lethe/internal/mail"
 	"github.com/lethe-privacy/lethe/internal/request"
-	"github.com/lethe-privacy/lethe/internal/sqlite"
-	"github.com/lethe-privacy/lethe/internal/vault"
 )
 
 // world is a deployment with the sample shop's database (SQLite) and
 // uploads as its systems, a real vault, and the job queue running.
 type world struct {
-	log      *audit.Log
-	unseal   func(sealed, ad []byte) ([]byte, error)
-	outbox   *mail.Outbox
-	qdb      *sql.DB
+	*deployment
 	down     atomic.Bool // the uploads system is unreachable
-	consent  *consent.Service
-	svc      *request.Service
-	runner   *request.Runner
-	store    *sqlite.RequestStore
-	vault    *vault.Service
 	shopDB   *sql.DB
 	uploads  string
 	cs       []shop.Customer
 	subjects map[int64]string // customer ID → subject ID
-	pub      ed25519.PublicKey
 }
 
 func newWorld(t *testing.T, extra ...string) *world { return newWorldN(t, 8, 0, extra...) }
@@ -71,40 +57,15 @@ func newWorldN(t testing.TB, n, workers int, extra ...string) *world {
 func newWorldWith(t testing.TB, n, workers int, tweak func(*request.RunnerConfig), extra ...string) *world {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	data, err := sqlite.OpenData(ctx, filepath.Join(dir, "data.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keysDB, err := sqlite.OpenKeys(ctx, filepath.Join(dir, "keys.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { data.Close(); keysDB.Close() })
-	keys := sqlite.NewKeyStore(keysDB)
-	log := audittest.Open(t, filepath.Join(dir, "audit"), keys)
-	kms, _, err := vault.OpenLocalKMS(filepath.Join(dir, "master.key"), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := vault.New(ctx, vault.Config{Store: sqlite.NewVaultStore(data), Keys: keys, KMS: kms, Audit: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &world{log: log, vault: v, store: sqlite.NewRequestStore(data), uploads: filepath.Join(dir, "uploads"), subjects: map[int64]string{}}
 	m, err := datamap.Load(filepath.Join("..", "..", "examples", "shop", "lethe.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.consent, err = consent.New(ctx, consent.Config{Store: sqlite.NewConsentStore(data), Subjects: vault.Directory{Store: sqlite.NewVaultStore(data), Keys: keys},
-		Audit: log, Purposes: m.Purposes, ProofKey: bytes.Repeat([]byte{3}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { w.consent.Close() })
+	w := &world{deployment: newDeployment(t, m.Purposes), subjects: map[int64]string{}}
+	w.uploads = filepath.Join(w.dir, "uploads")
 
 	// The shop, its customers in the vault with their Lethe IDs.
-	shopPath := filepath.Join(dir, "shop.db")
+	shopPath := filepath.Join(w.dir, "shop.db")
 	if w.shopDB, err = sql.Open("sqlite", "file:"+shopPath+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)"); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +80,7 @@ func newWorldWith(t testing.TB, n, workers int, tweak func(*request.RunnerConfig
 		t.Fatal(err)
 	}
 	for _, c := range w.cs {
-		s, err := v.CreateSubject(ctx, lethe.Actor{KeyID: "key_shop", Role: lethe.RoleService}, lethe.NewSubject{Identifiers: shop.Identifiers(c)})
+		s, err := w.vault.CreateSubject(ctx, lethe.Actor{KeyID: "key_shop", Role: lethe.RoleService}, lethe.NewSubject{Identifiers: shop.Identifiers(c)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,70 +111,17 @@ func newWorldWith(t testing.TB, n, workers int, tweak func(*request.RunnerConfig
 		}
 		return nil, fmt.Errorf("no system %s", name)
 	}
-
-	outbox, err := mail.NewOutbox(filepath.Join(dir, "outbox"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.outbox = outbox
-	sealKey := vault.NewKey()
-	seal := func(p, ad []byte) []byte { return vault.Seal(&sealKey, p, ad) }
-	unseal := func(s, ad []byte) ([]byte, error) { return vault.Open(&sealKey, s, ad) }
-	w.unseal = unseal
-	pub, priv, _ := ed25519.GenerateKey(nil)
-	w.pub = pub
-	rc := request.RunnerConfig{
-		Store: w.store, Systems: append([]string{"shop", "uploads"}, extra...), Open: open, Vault: v, Trail: log,
-		PseudonymKey: func(ctx context.Context, tenant, id string) ([]byte, error) {
-			k, err := v.PseudonymKey(ctx, tenant, id)
-			return k[:], err
-		},
-		Audit: log, Ledger: w.consent, Seal: seal, OpenSeal: unseal,
-		Sign:    func(msg []byte) []byte { return ed25519.Sign(priv, msg) },
-		Mail:    outbox,
-		BaseURL: func() string { return "https://lethe.example" },
+	rc := w.runnerConfig(request.RunnerConfig{Systems: append([]string{"shop", "uploads"}, extra...), Open: open,
 		Summary: request.Summary{Organisation: m.Organisation.Name, Contact: m.DPO.Email, Purposes: m.Purposes,
-			Recipients: []string{"Mailpost Inc. (US; standard contractual clauses)"}, Systems: []string{"shop: the shop's database", "uploads: avatars"}},
-	}
+			Recipients: []string{"Mailpost Inc. (US; standard contractual clauses)"}, Systems: []string{"shop: the shop's database", "uploads: avatars"}}})
 	if tweak != nil {
 		tweak(&rc)
 	}
-	w.runner, err = request.NewRunner(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qdb, err := jobs.OpenSQLite(filepath.Join(dir, "jobs.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { qdb.Close() })
-	w.qdb = qdb
-	t.Cleanup(func() { w.runner.Close() }) // after the queue stops (cleanups run last first)
-	cfg := jobs.Config{SQLite: qdb, FetchPollInterval: 100 * time.Millisecond, Workers: w.runner.Workers(), RetryPolicy: &jobs.Backoff{Base: 50 * time.Millisecond, Max: time.Second}, MaxAttempts: 3}
+	cfg := jobs.Config{MaxAttempts: 3}
 	if workers > 0 {
 		cfg.Queues = map[string]int{jobs.DefaultQueue: workers}
 	}
-	if err := jobs.Migrate(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	q, err := jobs.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		q.Stop(sctx)
-	})
-	w.runner.SetQueue(q)
-	w.svc, err = request.New(request.Config{Store: w.store, Subjects: v, Mail: outbox, Audit: log, Key: bytes.Repeat([]byte{5}, 32),
-		Seal: seal, Open: unseal, Runner: w.runner})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w.start(t, rc, cfg, "")
 	return w
 }
 
