@@ -205,33 +205,14 @@ func sqliteShop(t *testing.T, n int) (string, *sql.DB, []shop.Customer) {
 // out in the shop's database and uploads, then destroys the subject's key;
 // `request show --json` gives the signed receipt.
 func TestErasureAcrossDataMap(t *testing.T) {
-	ctx := context.Background()
 	dir, db, cs := sqliteShop(t, 4)
-	data := filepath.Join(t.TempDir(), "data")
-	in := serve(t, data, nil, "--datamap", filepath.Join(dir, "lethe.yaml"))
-	admin := in.client(t, in.adminKey(t))
-	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
-	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
-	keyFile := filepath.Join(t.TempDir(), "dpo.key")
-	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
 	c := cs[1]
-	s, err := in.client(t, svc.Secret).CreateSubject(ctx, shop.Identifiers(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Exec("UPDATE customers SET lethe_id = ? WHERE id = ?", s.ID, c.ID)
-	contact := filepath.Join(t.TempDir(), "contact")
-	os.WriteFile(contact, []byte(c.Email), 0o600)
-	code, out, errOut := in.run(t, "request", "create", "--key-file", keyFile, "--type", "erasure", "--subject", s.ID, "--contact-file", contact, "--verified", "--json")
-	var r lethe.Request
-	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
-		t.Fatalf("create: %s %s", out, errOut)
-	}
+	in, keyFile, r := verifiedErasure(t, dir, filepath.Join(t.TempDir(), "data"), db, c)
 	if code, out, errOut := in.run(t, "request", "approve", r.ID, "--key-file", keyFile); code != 0 {
 		t.Fatalf("approve: %s %s", out, errOut)
 	}
 	waitRequest(t, in, keyFile, r.ID, "completed")
-	_, out, _ = in.run(t, "request", "show", r.ID, "--key-file", keyFile, "--json")
+	_, out, _ := in.run(t, "request", "show", r.ID, "--key-file", keyFile, "--json")
 	var view struct {
 		Receipt json.RawMessage     `json:"receipt"`
 		Tasks   []lethe.RequestTask `json:"tasks"`
@@ -469,30 +450,12 @@ const crmSpreadsheet = `  - name: crm_spreadsheet
 // approve --wait and retry --wait exit 3 naming the waiting system; done
 // --wait follows it to completion.
 func TestRequestWaitPartial(t *testing.T) {
-	ctx := context.Background()
 	dir, db, cs := sqliteShop(t, 3)
 	if err := shop.WriteManifest(dir, func(doc string) string { return shop.SQLiteOnly(doc) + crmSpreadsheet }); err != nil {
 		t.Fatal(err)
 	}
-	in := serve(t, filepath.Join(t.TempDir(), "data"), nil, "--datamap", filepath.Join(dir, "lethe.yaml"))
-	admin := in.client(t, in.adminKey(t))
-	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
-	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
-	keyFile := filepath.Join(t.TempDir(), "dpo.key")
-	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
 	c := cs[0]
-	s, err := in.client(t, svc.Secret).CreateSubject(ctx, shop.Identifiers(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Exec("UPDATE customers SET lethe_id = ? WHERE id = ?", s.ID, c.ID)
-	contact := filepath.Join(t.TempDir(), "contact")
-	os.WriteFile(contact, []byte(c.Email), 0o600)
-	code, out, errOut := in.run(t, "request", "create", "--key-file", keyFile, "--type", "erasure", "--subject", s.ID, "--contact-file", contact, "--verified", "--json")
-	var r lethe.Request
-	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
-		t.Fatalf("create: %s %s", out, errOut)
-	}
+	in, keyFile, r := verifiedErasure(t, dir, filepath.Join(t.TempDir(), "data"), db, c)
 	noPII := func(outs ...string) {
 		t.Helper()
 		for _, o := range outs {
@@ -502,7 +465,7 @@ func TestRequestWaitPartial(t *testing.T) {
 		}
 	}
 
-	code, out, errOut = in.run(t, "request", "approve", r.ID, "--key-file", keyFile, "--wait")
+	code, out, errOut := in.run(t, "request", "approve", r.ID, "--key-file", keyFile, "--wait")
 	if code != exitPartial {
 		t.Fatalf("approve --wait: got exit %d, want %d: %s %s", code, exitPartial, out, errOut)
 	}
@@ -619,4 +582,34 @@ func TestRequestCLIPassphrase(t *testing.T) {
 	if _, err := zip.NewReader(bytes.NewReader(zipped), int64(len(zipped))); err != nil {
 		t.Errorf("the decrypted archive: %v", err)
 	}
+}
+
+// verifiedErasure serves the data map in dir from the data directory
+// data, makes customer c of the shop's database db a subject linked from
+// it, and records a staff-verified erasure of them; it returns the server,
+// a DPO's key file and the request.
+func verifiedErasure(t *testing.T, dir, data string, db *sql.DB, c shop.Customer) (*instance, string, lethe.Request) {
+	t.Helper()
+	ctx := context.Background()
+	in := serve(t, data, nil, "--datamap", filepath.Join(dir, "lethe.yaml"))
+	admin := in.client(t, in.adminKey(t))
+	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
+	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
+	keyFile := filepath.Join(t.TempDir(), "dpo.key")
+	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	s, err := in.client(t, svc.Secret).CreateSubject(ctx, shop.Identifiers(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE customers SET lethe_id = ? WHERE id = ?", s.ID, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	contact := filepath.Join(t.TempDir(), "contact")
+	os.WriteFile(contact, []byte(c.Email), 0o600)
+	code, out, errOut := in.run(t, "request", "create", "--key-file", keyFile, "--type", "erasure", "--subject", s.ID, "--contact-file", contact, "--verified", "--json")
+	var r lethe.Request
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("create: %s %s", out, errOut)
+	}
+	return in, keyFile, r
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/examples/shop"
 	"github.com/lethe-privacy/lethe/internal/connector"
+	"github.com/lethe-privacy/lethe/internal/connector/connectortest"
 	"github.com/lethe-privacy/lethe/internal/connector/files"
 	"github.com/lethe-privacy/lethe/internal/connector/manual"
 	connsqlite "github.com/lethe-privacy/lethe/internal/connector/sqlite"
@@ -515,28 +516,8 @@ func TestRestrictionAndObjection(t *testing.T) {
 func dumpShop(t *testing.T, db *sql.DB) string {
 	t.Helper()
 	var b strings.Builder
-	for _, table := range shop.Tables() {
-		rows, err := db.Query("SELECT * FROM " + table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			rows.Scan(ptrs...)
-			for _, v := range vals {
-				if bs, ok := v.([]byte); ok {
-					v = string(bs)
-				}
-				fmt.Fprintf(&b, "%v|", v)
-			}
-			b.WriteByte('\n')
-		}
-		rows.Close()
+	for _, row := range connectortest.DumpDB(t, db) {
+		b.WriteString(row + "\n")
 	}
 	return b.String()
 }

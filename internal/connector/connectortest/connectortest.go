@@ -145,7 +145,7 @@ func Run(t *testing.T, e Env) {
 	if err != nil {
 		t.Fatalf("plan: %v", err)
 	}
-	if d := diff(before, e.Dump(t)); len(d) > 0 {
+	if d := Diff(before, e.Dump(t)); len(d) > 0 {
 		t.Fatalf("the plan changed the system: %v", d)
 	}
 	report, err := er.Erase(ctx, e.Subject)
@@ -170,7 +170,7 @@ func Run(t *testing.T, e Env) {
 			}
 		}
 	}
-	for _, item := range diff(before, after) {
+	for _, item := range Diff(before, after) {
 		if _, born := before[item]; !born {
 			t.Errorf("erase created %s", item)
 			continue
@@ -217,8 +217,8 @@ func total(cs []connector.Count) int64 {
 	return n
 }
 
-// diff lists the items that differ between two dumps, sorted.
-func diff(a, b map[string]string) []string {
+// Diff lists the items that differ between two dumps, sorted.
+func Diff(a, b map[string]string) []string {
 	var out []string
 	for k, v := range a {
 		if w, ok := b[k]; !ok || w != v {

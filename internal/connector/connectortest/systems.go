@@ -169,16 +169,22 @@ func (d *Database) Link(t testing.TB, customerID int64, subjectID string) {
 	}
 }
 
-// Dump reads every table of the shop: item "table/id" → the row as
-// "column=value;…", bytes as text.
+// Dump reads every table of the shop (see DumpDB).
 func (d *Database) Dump(t testing.TB) map[string]string {
+	t.Helper()
+	return DumpDB(t, d.DB)
+}
+
+// DumpDB reads every table of a sample shop's database: item "table/id" →
+// the row as "column=value;…", bytes as text.
+func DumpDB(t testing.TB, db *sql.DB) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
 	for _, table := range shop.Tables() {
-		rows, err := d.DB.QueryContext(ctx, "SELECT * FROM "+table)
+		rows, err := db.QueryContext(ctx, "SELECT * FROM "+table)
 		if err != nil {
-			t.Fatalf("dump %s of %s: %v", table, d.System.Name, err)
+			t.Fatalf("dump %s: %v", table, err)
 		}
 		cols, _ := rows.Columns()
 		for rows.Next() {
@@ -189,7 +195,7 @@ func (d *Database) Dump(t testing.TB) map[string]string {
 			}
 			if err := rows.Scan(ptrs...); err != nil {
 				rows.Close()
-				t.Fatalf("dump %s of %s: %v", table, d.System.Name, err)
+				t.Fatalf("dump %s: %v", table, err)
 			}
 			var b strings.Builder
 			for i, c := range cols {
@@ -200,7 +206,7 @@ func (d *Database) Dump(t testing.TB) map[string]string {
 		err = rows.Err()
 		rows.Close()
 		if err != nil {
-			t.Fatalf("dump %s of %s: %v", table, d.System.Name, err)
+			t.Fatalf("dump %s: %v", table, err)
 		}
 	}
 	return out

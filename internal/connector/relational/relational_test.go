@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -102,46 +101,7 @@ func subjectOf(c shop.Customer, key []byte) connector.Subject {
 // dump reads every table of the database: item "table/key" → row text.
 func dump(t *testing.T, conn *relational.Conn) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	out := map[string]string{}
-	for _, table := range []string{"customers", "addresses", "orders", "order_items", "invoices", "newsletter", "support_tickets", "activity_log", "products"} {
-		rows, err := conn.DB().QueryContext(ctx, "SELECT * FROM "+table)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			var b strings.Builder
-			for i, c := range cols {
-				v := vals[i]
-				if bs, ok := v.([]byte); ok {
-					v = string(bs)
-				}
-				fmt.Fprintf(&b, "%s=%v;", c, v)
-			}
-			out[table+"/"+fmt.Sprint(str(vals[0]))] = b.String()
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
-	}
-	return out
-}
-
-func str(v any) string {
-	if b, ok := v.([]byte); ok {
-		return string(b)
-	}
-	return fmt.Sprint(v)
+	return connectortest.DumpDB(t, conn.DB())
 }
 
 // TestContract runs the connector contract suite on the shop in every

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/examples/shop"
 	"github.com/lethe-privacy/lethe/internal/connector"
+	"github.com/lethe-privacy/lethe/internal/connector/connectortest"
 	"github.com/lethe-privacy/lethe/internal/connector/relational"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 )
@@ -47,23 +48,6 @@ func steps(r connector.Report) []string {
 	for _, st := range r.Steps {
 		out = append(out, st.Location+":"+st.Action+":"+strings.Join(st.Keys, ","))
 	}
-	return out
-}
-
-// changed lists the dump items that differ.
-func changed(before, after map[string]string) []string {
-	var out []string
-	for k, v := range after {
-		if before[k] != v {
-			out = append(out, k)
-		}
-	}
-	for k := range before {
-		if _, ok := after[k]; !ok {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
 	return out
 }
 
@@ -141,7 +125,7 @@ func TestRestrict(t *testing.T) {
 			}
 			noValues(t, r, sub)
 			after := dump(t, conn)
-			if got, want := changed(before, after), items(r); !slices.Equal(got, want) {
+			if got, want := connectortest.Diff(before, after), items(r); !slices.Equal(got, want) {
 				t.Errorf("restriction changed %v, want %v", got, want)
 			}
 			if !restricted(sub.ID) || !suppressed(nl) || restricted(cs[1].ID) {
@@ -157,7 +141,7 @@ func TestRestrict(t *testing.T) {
 			if got := steps(again); !slices.Equal(got, want) {
 				t.Errorf("second restriction: got %v, want %v", got, want)
 			}
-			if d := changed(after, dump(t, conn)); len(d) != 0 {
+			if d := connectortest.Diff(after, dump(t, conn)); len(d) != 0 {
 				t.Errorf("second restriction changed %v", d)
 			}
 
@@ -172,7 +156,7 @@ func TestRestrict(t *testing.T) {
 			if got, want := steps(r), []string{"newsletter:object:" + nl4}; !slices.Equal(got, want) || !strings.Contains(r.Steps[0].Note, "newsletter") {
 				t.Errorf("objection: got %v, want %v", got, want)
 			}
-			if got, want := changed(before, dump(t, conn)), items(r); !slices.Equal(got, want) {
+			if got, want := connectortest.Diff(before, dump(t, conn)), items(r); !slices.Equal(got, want) {
 				t.Errorf("objection changed %v, want %v", got, want)
 			}
 			if !suppressed(nl4) || restricted(obj.ID) {
@@ -187,7 +171,7 @@ func TestRestrict(t *testing.T) {
 					t.Errorf("objection to %s: got %v, %v, want an empty report", purpose, steps(r), err)
 				}
 			}
-			if d := changed(before, dump(t, conn)); len(d) != 0 {
+			if d := connectortest.Diff(before, dump(t, conn)); len(d) != 0 {
 				t.Errorf("objections to other purposes changed %v", d)
 			}
 
@@ -262,7 +246,7 @@ func TestRestrictVia(t *testing.T) {
 				if got := steps(r); !slices.Equal(got, tc.want) {
 					t.Errorf("objection %q: got %v, want %v", tc.objection, got, tc.want)
 				}
-				if got, want := changed(before, dump(t, conn)), items(r); !slices.Equal(got, want) {
+				if got, want := connectortest.Diff(before, dump(t, conn)), items(r); !slices.Equal(got, want) {
 					t.Errorf("objection %q changed %v, want %v", tc.objection, got, want)
 				}
 			}
