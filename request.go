@@ -249,6 +249,13 @@ type RequestStore interface {
 	// DeleteCode removes a request's code once it is used.
 	DeleteCode(ctx context.Context, requestID string) error
 
+	// ClaimFinish makes claimant the one that finishes a request until
+	// until, if no other claimant holds it at now: a claimant may claim
+	// again (a retry of the same job), another only once the lease has
+	// run out (its holder died). It reports whether claimant holds it;
+	// ENOTFOUND for an unknown request.
+	ClaimFinish(ctx context.Context, tenant, id, claimant string, now, until time.Time) (bool, error)
+
 	// PutArchive stores one sealed piece of a request's access archive
 	// under name, replacing one of that name; a zero expires keeps it
 	// until another piece of the request expires. ENOTFOUND for an

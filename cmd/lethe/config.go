@@ -46,6 +46,7 @@ type Config struct {
 	SMTPPasswordFile string        // --smtp-password-file, LETHE_SMTP_PASSWORD_FILE: the password, in a file (never a flag)
 	SMTPTLS          string        // --smtp-tls, LETHE_SMTP_TLS: starttls (default) or tls
 	SelfRateLimit    int           // --self-rate-limit, LETHE_SELF_RATE_LIMIT: self-service calls per minute per client address
+	SelfContactLimit int           // --self-contact-limit, LETHE_SELF_CONTACT_LIMIT: self-service requests per hour naming one contact address
 
 	masterKeyEnv string // LETHE_MASTER_KEY: base64 master key; never a flag
 }
@@ -54,18 +55,19 @@ type Config struct {
 // HTTPS on 127.0.0.1:8443 with a locally made certificate.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:         "lethe-data",
-		Addr:            "127.0.0.1:8443",
-		MaxBodyBytes:    1 << 20,
-		RateLimit:       1000,
-		RateBurst:       2000,
-		LogLevel:        "info",
-		ShutdownTimeout: 30 * time.Second,
-		KeyCacheSize:    100_000,
-		SMTPTLS:         "starttls",
-		SelfRateLimit:   10,
-		AckReminder:     request.DefaultAckReminder,
-		AckTimeout:      request.DefaultAckTimeout,
+		DataDir:          "lethe-data",
+		Addr:             "127.0.0.1:8443",
+		MaxBodyBytes:     1 << 20,
+		RateLimit:        1000,
+		RateBurst:        2000,
+		LogLevel:         "info",
+		ShutdownTimeout:  30 * time.Second,
+		KeyCacheSize:     100_000,
+		SMTPTLS:          "starttls",
+		SelfRateLimit:    10,
+		SelfContactLimit: 5,
+		AckReminder:      request.DefaultAckReminder,
+		AckTimeout:       request.DefaultAckTimeout,
 	}
 }
 
@@ -104,7 +106,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 		}
 	}
 	c.masterKeyEnv = getenv("LETHE_MASTER_KEY")
-	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst, "LETHE_KEY_CACHE": &c.KeyCacheSize, "LETHE_SELF_RATE_LIMIT": &c.SelfRateLimit} {
+	for name, dst := range map[string]any{"LETHE_MAX_BODY_BYTES": &c.MaxBodyBytes, "LETHE_RATE_LIMIT": &c.RateLimit, "LETHE_RATE_BURST": &c.RateBurst, "LETHE_KEY_CACHE": &c.KeyCacheSize, "LETHE_SELF_RATE_LIMIT": &c.SelfRateLimit, "LETHE_SELF_CONTACT_LIMIT": &c.SelfContactLimit} {
 		v := getenv(name)
 		if v == "" {
 			continue
@@ -147,6 +149,7 @@ func (c *Config) bindFlags(fs *flag.FlagSet, getenv func(string) string) error {
 	fs.StringVar(&c.SMTPPasswordFile, "smtp-password-file", c.SMTPPasswordFile, "file holding the mail server password")
 	fs.StringVar(&c.SMTPTLS, "smtp-tls", c.SMTPTLS, "starttls (port 587) or tls (port 465)")
 	fs.IntVar(&c.SelfRateLimit, "self-rate-limit", c.SelfRateLimit, "self-service request calls per minute allowed per client address")
+	fs.IntVar(&c.SelfContactLimit, "self-contact-limit", c.SelfContactLimit, "self-service requests per hour that may name one contact address, from any client")
 	fs.DurationVar(&c.AckReminder, "ack-reminder", c.AckReminder, "how often a third party or a person with a checklist is reminded of a request's part they have not acknowledged (the DPO is mailed too)")
 	fs.DurationVar(&c.AckTimeout, "ack-timeout", c.AckTimeout, "how long a request waits for such an acknowledgement before that system's part fails and the request shows as partially completed")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "prune audit events older than this (e.g. 26280h for 3 years); 0 keeps them all")
@@ -187,6 +190,9 @@ func (c *Config) Validate(fromFlags map[string]bool) error {
 		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && c.InsecureHTTP)) {
 			return usageErrorf("--public-url must be an https:// URL")
 		}
+	}
+	if c.SelfContactLimit < 1 {
+		return usageErrorf("--self-contact-limit must be at least 1")
 	}
 	if c.SelfRateLimit < 1 {
 		return usageErrorf("--self-rate-limit must be at least 1")

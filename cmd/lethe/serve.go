@@ -302,12 +302,12 @@ func start(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) (*s
 		Audit:         s.audit,
 		Consent:       s.consent,
 		Requests:      reqs,
-		SelfRateLimit: cfg.SelfRateLimit,
-		Ready:         map[string]lethe.Pinger{"data_store": st.data, "key_store": st.keys, "audit_log": s.audit},
-		Logger:        log,
-		MaxBodyBytes:  cfg.MaxBodyBytes,
-		RateLimit:     cfg.RateLimit,
-		RateBurst:     cfg.RateBurst,
+		SelfRateLimit: cfg.SelfRateLimit, SelfContactLimit: cfg.SelfContactLimit,
+		Ready:        map[string]lethe.Pinger{"data_store": st.data, "key_store": st.keys, "audit_log": s.audit},
+		Logger:       log,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		RateLimit:    cfg.RateLimit,
+		RateBurst:    cfg.RateBurst,
 	})
 	s.http = &http.Server{
 		Handler:           a.Handler(),

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"io"
 	"net"
 	"net/http"
@@ -245,10 +246,26 @@ func (s *Server) selfLimit(r *http.Request) error {
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if ok, retry := s.selfLimits.allow("self:"+host, s.now()); !ok {
-		return lethe.Errorf(lethe.ERATELIMIT, "too many requests from this address; retry after %d s", retry)
+	return limited(s.selfLimits, s.limitKey("client", host), s.now())
+}
+
+// limited takes a token of key from l, or says when to retry, in the same
+// words whichever limit it is: which one ran out tells nothing.
+func limited(l *limiter, key string, now time.Time) error {
+	if ok, retry := l.allow(key, now); !ok {
+		return lethe.Errorf(lethe.ERATELIMIT, "too many requests; retry after %d s", retry)
 	}
 	return nil
+}
+
+// limitKey is the key a rate limit keeps for a value (a client address, a
+// contact address): a hash under a salt of this process's, never the
+// value.
+func (s *Server) limitKey(kind, value string) string {
+	h := sha256.New()
+	h.Write(s.limitSalt)
+	h.Write([]byte(kind + "\x00" + value))
+	return string(h.Sum(nil))
 }
 
 func (s *Server) selfCreateRequest(w http.ResponseWriter, r *http.Request) error {
@@ -262,6 +279,9 @@ func (s *Server) selfCreateRequest(w http.ResponseWriter, r *http.Request) error
 	tenant := in.Tenant
 	if tenant == "" {
 		tenant = lethe.DefaultTenant
+	}
+	if err := limited(s.contactLimits, s.limitKey("contact", tenant+"\x00"+strings.ToLower(strings.TrimSpace(in.Contact))), s.now()); err != nil {
+		return err
 	}
 	req, err := s.requests.Create(r.Context(), lethe.RequestSelf, tenant, lethe.RequestAsk{Type: in.Type, Contact: in.Contact, Purpose: in.Purpose, Values: in.Values, Passphrase: in.Passphrase})
 	if lethe.ErrorCode(err) == lethe.ERATELIMIT {

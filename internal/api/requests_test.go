@@ -93,6 +93,31 @@ func TestSelfRequestRateLimit(t *testing.T) {
 	}
 }
 
+// TestSelfRequestContactLimit: one contact address is named in at most
+// SelfContactLimit self-service requests an hour, from any client, so that
+// nobody floods a mailbox with codes; the refusal reads like any other
+// rate limit's, and other addresses are not held back.
+func TestSelfRequestContactLimit(t *testing.T) {
+	f := newFixture(t, api.Options{SelfRateLimit: 1e6, SelfContactLimit: 2})
+	var codes []int
+	for _, typ := range []string{"access", "erasure", "portability"} {
+		resp, b := f.do(t, "POST", "/v1/self/requests", "", fmt.Sprintf(`{"type":%q,"contact":"target@example.com"}`, typ))
+		codes = append(codes, resp.StatusCode)
+		if strings.Contains(string(b), "target@example.com") || (resp.StatusCode == 429 && !strings.Contains(string(b), "too many requests; retry after")) {
+			t.Errorf("answer %d: %s", resp.StatusCode, b)
+		}
+	}
+	if resp, _ := f.do(t, "POST", "/v1/self/requests", "", `{"type":"access","contact":" Target@Example.com "}`); resp.StatusCode != 429 {
+		t.Errorf("the same address written otherwise: %d, want 429", resp.StatusCode)
+	}
+	if resp, _ := f.do(t, "POST", "/v1/self/requests", "", `{"type":"access","contact":"other@example.com"}`); resp.StatusCode != 202 {
+		t.Errorf("another address: %d, want 202", resp.StatusCode)
+	}
+	if fmt.Sprint(codes) != "[202 202 429]" {
+		t.Errorf("got %v, want two accepted, then 429", codes)
+	}
+}
+
 // TestSelfDownloadEncrypted: a person who gave a passphrase downloads an
 // archive encrypted to it, named as such; without one, a zip.
 func TestSelfDownloadEncrypted(t *testing.T) {

@@ -12,6 +12,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -35,12 +36,16 @@ type Options struct {
 	// SelfRateLimit is how many self-service calls per minute one client
 	// address may make; default 10.
 	SelfRateLimit int
-	Ready         map[string]lethe.Pinger // dependencies /readyz checks, by name
-	Logger        *slog.Logger            // default: discard
-	Now           lethe.Now               // default: time.Now
-	MaxBodyBytes  int64                   // default: 1 MiB
-	RateLimit     float64                 // requests per second per principal; default 1000
-	RateBurst     int                     // default: twice RateLimit
+	// SelfContactLimit is how many self-service requests per hour may name
+	// one contact address, whoever asks; default 5. It keeps Lethe from
+	// being used to flood someone's mailbox with codes.
+	SelfContactLimit int
+	Ready            map[string]lethe.Pinger // dependencies /readyz checks, by name
+	Logger           *slog.Logger            // default: discard
+	Now              lethe.Now               // default: time.Now
+	MaxBodyBytes     int64                   // default: 1 MiB
+	RateLimit        float64                 // requests per second per principal; default 1000
+	RateBurst        int                     // default: twice RateLimit
 }
 
 // Server is the HTTP API. It is safe for concurrent use once built.
@@ -55,12 +60,15 @@ type Server struct {
 	now      lethe.Now
 	maxBody  int64
 	limits   *limiter
-	// selfLimits limits the self-service routes per client address.
-	selfLimits *limiter
-	authn      *keyCache
-	metrics    *metrics
-	routes     []Route
-	handler    http.Handler
+	// selfLimits limits the self-service routes per client address, and
+	// contactLimits the requests naming one contact address; both are
+	// keyed by a salted hash (limitKey), so that neither address is held.
+	selfLimits, contactLimits *limiter
+	limitSalt                 []byte
+	authn                     *keyCache
+	metrics                   *metrics
+	routes                    []Route
+	handler                   http.Handler
 	// closing is cancelled by CloseStreams, ending long-lived responses.
 	closing context.Context
 	close   context.CancelFunc
@@ -90,6 +98,12 @@ func New(o Options) *Server {
 		o.SelfRateLimit = 10
 	}
 	s.selfLimits = newLimiter(rate.Limit(float64(o.SelfRateLimit)/60), o.SelfRateLimit)
+	if o.SelfContactLimit <= 0 {
+		o.SelfContactLimit = 5
+	}
+	s.contactLimits = newLimiter(rate.Limit(float64(o.SelfContactLimit)/3600), o.SelfContactLimit)
+	s.limitSalt = make([]byte, 32)
+	rand.Read(s.limitSalt) // never returns an error
 	s.authn = newKeyCache(keyCacheTTL, 10_000)
 	s.metrics = newMetrics()
 	s.routes = s.buildRoutes()

@@ -178,14 +178,15 @@ func TestNewerSchema(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			newer := wantMigrations(t, tc.store) + 1
 			if _, err := db.pool.Exec(t.Context(),
-				`INSERT INTO schema_migrations (version, store) VALUES (7, $1)`, tc.store.tag); err != nil {
+				`INSERT INTO schema_migrations (version, store) VALUES ($1, $2)`, newer, tc.store.tag); err != nil {
 				t.Fatal(err)
 			}
 			db.Close()
 			_, err = tc.open(t.Context(), dsn)
-			want := fmt.Sprintf("%s schema version 7 is newer than this lethe binary supports (%d); upgrade lethe",
-				tc.store.name, wantMigrations(t, tc.store))
+			want := fmt.Sprintf("%s schema version %d is newer than this lethe binary supports (%d); upgrade lethe",
+				tc.store.name, newer, wantMigrations(t, tc.store))
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("reopen: got %v, want an error containing %q", err, want)
 			}

@@ -319,3 +319,20 @@ func (s *RequestStore) PruneArchives(ctx context.Context, now time.Time) (int, e
 	}
 	return n, nil
 }
+
+// ClaimFinish implements lethe.RequestStore.
+func (s *RequestStore) ClaimFinish(ctx context.Context, tenant, id, claimant string, now, until time.Time) (bool, error) {
+	tag, err := s.db.pool.Exec(ctx, `UPDATE requests SET finisher = $1, finish_until = $2
+		WHERE tenant = $3 AND id = $4 AND (finisher = $1 OR finisher = '' OR finish_until <= $5)`,
+		claimant, until, tenant, id, now)
+	if err != nil {
+		return false, fmt.Errorf("claim request %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	if _, err := s.Request(ctx, tenant, id); err != nil {
+		return false, err
+	}
+	return false, nil
+}

@@ -800,6 +800,10 @@ type SignedReceipt struct {
 	Signature string          `json:"signature"` // base64
 }
 
+// finishLease is how long a finish job holds a request: longer than a
+// job may run (jobs.DefaultJobTimeout).
+const finishLease = 2 * time.Minute
+
 // finish closes a request once none of its tasks is pending or running:
 // completed if every system is done (for an erasure, after destroying the
 // subject's key and signing the receipt), else partially completed.
@@ -839,12 +843,11 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 		req.State, req.UpdatedAt = lethe.RequestPartial, now
 		return r.update(ctx, "request.partially_completed", req)
 	}
-	// Claim the finishing: of two finishing jobs that raced here, the one
-	// whose write loses the version check leaves it to the other.
-	req.UpdatedAt = now
-	if err := r.c.Store.UpdateRequest(ctx, req); lethe.ErrorCode(err) == lethe.ECONFLICT {
-		return nil
-	} else if err != nil {
+	// Claim the finishing: one finish job at a time carries it out (a
+	// finish enqueued by each system's end may start while another is
+	// still recording, mailing or destroying the key). If the holder
+	// dies, its lease runs out and the sweep's finish takes over.
+	if ok, err := r.c.Store.ClaimFinish(ctx, req.Tenant, req.ID, fmt.Sprintf("job:%d", job.ID), now, now.Add(finishLease)); err != nil || !ok {
 		return err
 	}
 	rc := Receipt{RequestID: req.ID, Tenant: req.Tenant, SubjectID: req.SubjectID, Type: string(req.Type), ReceivedAt: req.ReceivedAt}

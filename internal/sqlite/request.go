@@ -356,3 +356,20 @@ func (s *RequestStore) PruneArchives(ctx context.Context, now time.Time) (int, e
 	}
 	return len(gone), nil
 }
+
+// ClaimFinish implements lethe.RequestStore.
+func (s *RequestStore) ClaimFinish(ctx context.Context, tenant, id, claimant string, now, until time.Time) (bool, error) {
+	res, err := s.db.write.ExecContext(ctx, `UPDATE requests SET finisher = ?, finish_until = ?
+		WHERE tenant = ? AND id = ? AND (finisher = ? OR finisher = '' OR finish_until <= ?)`,
+		claimant, until.UnixMicro(), tenant, id, claimant, now.UnixMicro())
+	if err != nil {
+		return false, fmt.Errorf("claim request %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return true, nil
+	}
+	if _, err := s.Request(ctx, tenant, id); err != nil {
+		return false, err
+	}
+	return false, nil
+}

@@ -213,17 +213,18 @@ func TestNewerSchema(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.write.ExecContext(t.Context(),
-				`INSERT INTO schema_migrations (version, store, applied_at) VALUES (7, ?, 0)`, tc.store.tag); err != nil {
-				t.Fatal(err)
-			}
-			db.Close()
 			steps, err := migrations(tc.store)
 			if err != nil {
 				t.Fatal(err)
 			}
+			newer := len(steps) + 1
+			if _, err := db.write.ExecContext(t.Context(),
+				`INSERT INTO schema_migrations (version, store, applied_at) VALUES (?, ?, 0)`, newer, tc.store.tag); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
 			_, err = tc.open(t.Context(), path)
-			want := fmt.Sprintf("%s schema version 7 is newer than this lethe binary supports (%d); upgrade lethe", tc.store.name, len(steps))
+			want := fmt.Sprintf("%s schema version %d is newer than this lethe binary supports (%d); upgrade lethe", tc.store.name, newer, len(steps))
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("reopen: got %v, want an error containing %q", err, want)
 			}

@@ -218,6 +218,49 @@ func TestRequestStore(t *testing.T, newStore func(t *testing.T) lethe.RequestSto
 		}
 	})
 
+	t.Run("one finisher at a time", func(t *testing.T) {
+		s := newStore(t)
+		ctx := t.Context()
+		r := newRequest("acme", lethe.RequestErasure, "sub_a", at)
+		s.CreateRequest(ctx, r)
+		lease := at.Add(2 * time.Minute)
+		var won atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				ok, err := s.ClaimFinish(ctx, "acme", r.ID, fmt.Sprint("job:", i), at, lease)
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					won.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("%d claimants won, want 1", won.Load())
+		}
+		holder := ""
+		for i := range 8 {
+			if ok, _ := s.ClaimFinish(ctx, "acme", r.ID, fmt.Sprint("job:", i), at.Add(time.Minute), lease); ok {
+				holder = fmt.Sprint("job:", i) // only the holder may claim again
+			}
+		}
+		if holder == "" {
+			t.Error("the holder could not claim again")
+		}
+		if ok, err := s.ClaimFinish(ctx, "acme", r.ID, "job:late", lease, lease.Add(2*time.Minute)); err != nil || !ok {
+			t.Errorf("after the lease ran out: %v, %v", ok, err)
+		}
+		if _, err := s.ClaimFinish(ctx, "acme", lethe.NewRequestID(), "job:x", at, lease); !isCode(err, lethe.ENOTFOUND) {
+			t.Errorf("an unknown request: got %v, want %s", err, lethe.ENOTFOUND)
+		}
+		if _, err := s.ClaimFinish(ctx, "globex", r.ID, "job:x", lease.Add(time.Hour), lease.Add(2*time.Hour)); !isCode(err, lethe.ENOTFOUND) {
+			t.Errorf("another tenant's request: got %v, want %s", err, lethe.ENOTFOUND)
+		}
+	})
+
 	t.Run("archives", func(t *testing.T) {
 		s := newStore(t)
 		ctx := t.Context()
