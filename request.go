@@ -257,9 +257,8 @@ type RequestStore interface {
 	ClaimFinish(ctx context.Context, tenant, id, claimant string, now, until time.Time) (bool, error)
 
 	// PutArchive stores one sealed piece of a request's access archive
-	// under name, replacing one of that name; a zero expires keeps it
-	// until another piece of the request expires. ENOTFOUND for an
-	// unknown request.
+	// under name, replacing one of that name, until expires. ENOTFOUND
+	// for an unknown request.
 	PutArchive(ctx context.Context, requestID, name string, data []byte, expires time.Time) error
 	// Archive returns a piece; ENOTFOUND if there is none.
 	Archive(ctx context.Context, requestID, name string) ([]byte, error)
@@ -268,8 +267,8 @@ type RequestStore interface {
 	TakeArchive(ctx context.Context, requestID, name string) ([]byte, error)
 	// DeleteArchive deletes every piece of a request's archive.
 	DeleteArchive(ctx context.Context, requestID string) error
-	// PruneArchives deletes every piece of the archives that have a piece
-	// expired at now, and returns how many archives it deleted.
+	// PruneArchives deletes every piece expired at now, and returns how
+	// many it deleted.
 	PruneArchives(ctx context.Context, now time.Time) (int, error)
 }
 

@@ -260,12 +260,8 @@ func (s *RequestStore) DeleteCode(ctx context.Context, requestID string) error {
 
 // PutArchive implements lethe.RequestStore.
 func (s *RequestStore) PutArchive(ctx context.Context, requestID, name string, data []byte, expires time.Time) error {
-	var exp *time.Time
-	if !expires.IsZero() {
-		exp = &expires
-	}
 	_, err := s.db.pool.Exec(ctx, `INSERT INTO request_archives (request_id, name, data, expires_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (request_id, name) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at`, requestID, name, data, exp)
+		ON CONFLICT (request_id, name) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at`, requestID, name, data, expires)
 	if code, _ := pgError(err); code == foreignKeyViolation {
 		return lethe.Errorf(lethe.ENOTFOUND, "request %s not found", requestID)
 	} else if err != nil {
@@ -308,16 +304,11 @@ func (s *RequestStore) DeleteArchive(ctx context.Context, requestID string) erro
 
 // PruneArchives implements lethe.RequestStore.
 func (s *RequestStore) PruneArchives(ctx context.Context, now time.Time) (int, error) {
-	var n int
-	err := s.db.pool.QueryRow(ctx, `WITH gone AS (
-			DELETE FROM request_archives WHERE request_id IN
-				(SELECT request_id FROM request_archives WHERE expires_at IS NOT NULL AND expires_at <= $1)
-			RETURNING request_id)
-		SELECT COUNT(DISTINCT request_id) FROM gone`, now).Scan(&n)
+	tag, err := s.db.pool.Exec(ctx, `DELETE FROM request_archives WHERE expires_at <= $1`, now)
 	if err != nil {
 		return 0, fmt.Errorf("prune archives: %w", err)
 	}
-	return n, nil
+	return int(tag.RowsAffected()), nil
 }
 
 // ClaimFinish implements lethe.RequestStore.

@@ -19,7 +19,6 @@ import (
 	"filippo.io/age"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/internal/mail"
 )
 
 // Summary is what Art. 15(1) says a person is told beside their data:
@@ -40,16 +39,65 @@ const DownloadTTL = 7 * 24 * time.Hour
 
 // download is an archive's one-time link, as stored beside it.
 type download struct {
-	Hash    []byte    `json:"hash"` // SHA-256 of the token
-	Expires time.Time `json:"expires"`
-	Tenant  string    `json:"tenant"`
+	Hash      []byte    `json:"hash"` // SHA-256 of the token
+	Expires   time.Time `json:"expires"`
+	Tenant    string    `json:"tenant"`
+	Token     []byte    `json:"token"` // sealed, to mail the same link again
+	Encrypted bool      `json:"encrypted,omitempty"`
 }
 
-// deliver builds the access archive of a completed access or portability
-// request — a zip of the person's data from every system (JSON, and CSV
-// per table), their vault record and consent history, and a summary —
-// seals it, and mails the person a one-time link to it.
+// The names of an archive's pieces besides its parts.
+const (
+	pieceArchive    = "archive.zip"
+	pieceDownload   = "download"   // the link: download, JSON
+	pieceDownloaded = "downloaded" // the link was used
+)
+
+// deliver gives the person the access archive of a completed access or
+// portability request — a zip of their data from every system (JSON, and
+// CSV per table), their vault record, consent history and audit events,
+// and a summary — as a one-time link mailed to them. It may run again (a
+// finish retried after a crash): an archive built already is not built
+// again, its link is mailed again, and one downloaded already is done.
 func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []string) error {
+	if _, err := r.c.Store.Archive(ctx, req.ID, pieceDownloaded); err == nil {
+		return nil
+	} else if lethe.ErrorCode(err) != lethe.ENOTFOUND {
+		return err
+	}
+	var dl download
+	raw, err := r.c.Store.Archive(ctx, req.ID, pieceDownload)
+	switch {
+	case err == nil && json.Unmarshal(raw, &dl) == nil:
+	case err == nil || lethe.ErrorCode(err) == lethe.ENOTFOUND:
+		if dl, err = r.build(ctx, req, systems); err != nil {
+			return err
+		}
+	default:
+		return err
+	}
+	token, err := r.c.OpenSeal(dl.Token, ad("request-link", req.Tenant, req.ID))
+	if err != nil {
+		return fmt.Errorf("request %s: open link: %w", req.ID, err)
+	}
+	base := ""
+	if r.c.BaseURL != nil {
+		base = strings.TrimRight(r.c.BaseURL(), "/")
+	}
+	link := base + "/v1/self/downloads/" + req.ID + "." + string(token)
+	encrypted := ""
+	if dl.Encrypted {
+		encrypted = "The archive is encrypted to the passphrase you chose, in the age format (age-encryption.org): open it with\n  age --decrypt -o personal-data.zip personal-data.zip.age\nor any other age tool.\n\n"
+	}
+	return tell(ctx, r.c.Mail, r.c.OpenSeal, r.c.Summary.Organisation, req, "Your data",
+		fmt.Sprintf("Your request %s is done. Your data, and what is done with it, is in one archive:\n\n%s\n\n%s"+
+			"The link works once, until %s. Keep the archive safe: it holds your personal data.\n",
+			req.ID, link, encrypted, dl.Expires.Format("2 January 2006 15:04 UTC")))
+}
+
+// build makes the archive from the parts, seals and stores it with its
+// link, then deletes the parts, and returns the link.
+func (r *Runner) build(ctx context.Context, req *lethe.Request, systems []string) (download, error) {
 	var buf bytes.Buffer
 	z := zip.NewWriter(&buf)
 	add := func(name string, data []byte) error {
@@ -62,27 +110,27 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 	}
 	var counts []string
 	for _, system := range systems {
-		raw, err := r.ReadArchivePart(ctx, req, system)
+		raw, err := r.readPart(ctx, req, system)
 		if lethe.ErrorCode(err) == lethe.ENOTFOUND {
 			continue // the system found nothing to export, or cannot export
 		} else if err != nil {
-			return fmt.Errorf("request %s: archive part %s: %w", req.ID, system, err)
+			return download{}, fmt.Errorf("request %s: archive part %s: %w", req.ID, system, err)
 		}
 		var part archiveSink
 		if err := json.Unmarshal(raw, &part); err != nil {
-			return fmt.Errorf("request %s: archive part %s: %w", req.ID, system, err)
+			return download{}, fmt.Errorf("request %s: archive part %s: %w", req.ID, system, err)
 		}
 		if err := add("data/"+system+".json", raw); err != nil {
-			return err
+			return download{}, err
 		}
 		for loc, table := range tables(part.Records) {
 			if err := add("data/"+system+"/"+safeName(loc)+".csv", table); err != nil {
-				return err
+				return download{}, err
 			}
 		}
 		for _, f := range part.Files {
 			if err := add("files/"+system+"/"+safeName(f.Location)+"/"+safeName(f.Name), f.Data); err != nil {
-				return err
+				return download{}, err
 			}
 		}
 		counts = append(counts, fmt.Sprintf("%s: %d records, %d files", system, len(part.Records), len(part.Files)))
@@ -90,87 +138,70 @@ func (r *Runner) deliver(ctx context.Context, req *lethe.Request, systems []stri
 	if req.SubjectID != "" {
 		v, err := r.c.Vault.ReadSubject(ctx, actorOf(req), req.Tenant, req.SubjectID, lethe.ReadOptions{})
 		if err != nil {
-			return fmt.Errorf("request %s: read subject: %w", req.ID, err)
+			return download{}, fmt.Errorf("request %s: read subject: %w", req.ID, err)
 		}
 		b, _ := json.MarshalIndent(v, "", "  ")
 		if err := add("data/lethe-vault.json", b); err != nil {
-			return err
+			return download{}, err
 		}
 		if r.c.Ledger != nil {
 			hist, err := r.c.Ledger.History(ctx, actorOf(req), req.Tenant, req.SubjectID)
 			if err != nil {
-				return fmt.Errorf("request %s: consent history: %w", req.ID, err)
+				return download{}, fmt.Errorf("request %s: consent history: %w", req.ID, err)
 			}
 			b, _ := json.MarshalIndent(hist, "", "  ")
 			if err := add("data/consent-history.json", b); err != nil {
-				return err
+				return download{}, err
 			}
 		}
 		if r.c.Trail != nil {
 			bundle, err := r.c.Trail.SubjectEvents(ctx, actorOf(req), lethe.AuditQuery{Tenant: req.Tenant, SubjectID: req.SubjectID})
 			if err != nil {
-				return fmt.Errorf("request %s: audit events: %w", req.ID, err)
+				return download{}, fmt.Errorf("request %s: audit events: %w", req.ID, err)
 			}
 			b, _ := json.MarshalIndent(bundle, "", "  ")
 			if err := add("data/audit-events.json", b); err != nil {
-				return err
+				return download{}, err
 			}
 		}
 	}
 	if err := add("README.txt", []byte(r.summary(req, counts))); err != nil {
-		return err
+		return download{}, err
 	}
 	if err := z.Close(); err != nil {
-		return err
+		return download{}, err
 	}
 	d, err := r.details(req)
 	if err != nil {
-		return err
+		return download{}, err
 	}
 	archive := buf.Bytes()
 	if d.Passphrase != "" {
 		if archive, err = encryptTo(d.Passphrase, archive); err != nil {
-			return fmt.Errorf("request %s: encrypt the archive: %w", req.ID, err)
+			return download{}, fmt.Errorf("request %s: encrypt the archive: %w", req.ID, err)
 		}
 	}
 	token := make([]byte, 32)
 	rand.Read(token) // never returns an error
 	tok := base64.RawURLEncoding.EncodeToString(token)
-	// The link's hash and the archive, sealed, expire together: the sweep
-	// deletes both, with the parts, once the link no longer works.
-	expires := r.c.Now().Add(DownloadTTL).UTC()
 	sum := sha256.Sum256([]byte(tok))
-	dl, _ := json.Marshal(download{Hash: sum[:], Expires: expires, Tenant: req.Tenant})
-	if err := r.c.Store.PutArchive(ctx, req.ID, "archive.zip", r.c.Seal(archive, ad("request-archive", req.Tenant, req.ID, "archive.zip")), expires); err != nil {
-		return err
+	// The archive and its link expire together; the sweep deletes both.
+	dl := download{Hash: sum[:], Expires: r.c.Now().Add(DownloadTTL).UTC(), Tenant: req.Tenant,
+		Token: r.c.Seal([]byte(tok), ad("request-link", req.Tenant, req.ID)), Encrypted: d.Passphrase != ""}
+	if err := r.c.Store.PutArchive(ctx, req.ID, pieceArchive, r.c.Seal(archive, ad("request-archive", req.Tenant, req.ID, pieceArchive)), dl.Expires); err != nil {
+		return download{}, err
 	}
-	if err := r.c.Store.PutArchive(ctx, req.ID, "download", dl, expires); err != nil {
-		return err
+	raw, _ := json.Marshal(dl)
+	if err := r.c.Store.PutArchive(ctx, req.ID, pieceDownload, raw, dl.Expires); err != nil {
+		return download{}, err
 	}
-	if r.c.Mail == nil {
-		return nil
+	// Built: the parts are not needed again (a retry mails this link).
+	for _, system := range systems {
+		if _, err := r.c.Store.TakeArchive(ctx, req.ID, partName(system)); err != nil && lethe.ErrorCode(err) != lethe.ENOTFOUND {
+			return download{}, err
+		}
 	}
-	contact, err := r.c.OpenSeal(req.Contact, ad("request-contact", req.Tenant, req.ID))
-	if err != nil {
-		return fmt.Errorf("request %s: open contact: %w", req.ID, err)
-	}
-	base := ""
-	if r.c.BaseURL != nil {
-		base = strings.TrimRight(r.c.BaseURL(), "/")
-	}
-	link := base + "/v1/self/downloads/" + req.ID + "." + tok
-	encrypted := ""
-	if d.Passphrase != "" {
-		encrypted = "The archive is encrypted to the passphrase you chose, in the age format (age-encryption.org): open it with\n  age --decrypt -o personal-data.zip personal-data.zip.age\nor any other age tool.\n\n"
-	}
-	msg := mail.Message{To: string(contact), Subject: "Your data from " + r.c.Summary.Organisation,
-		Text: fmt.Sprintf("Your request %s is done. Your data, and what is done with it, is in one archive:\n\n%s\n\n%s"+
-			"The link works once, until %s. Keep the archive safe: it holds your personal data.\n",
-			req.ID, link, encrypted, r.c.Now().Add(DownloadTTL).UTC().Format("2 January 2006 15:04 UTC"))}
-	if err := r.c.Mail.Send(ctx, msg); err != nil {
-		return fmt.Errorf("request %s: send link: %w", req.ID, err)
-	}
-	return nil
+	return dl, nil
 }
 
 // safeName keeps a location or file name one path element.
@@ -286,7 +317,7 @@ func (r *Runner) Download(ctx context.Context, link string) ([]byte, error) {
 	if !ok || !lethe.ValidRequestID(id) {
 		return nil, gone
 	}
-	raw, err := r.c.Store.Archive(ctx, id, "download")
+	raw, err := r.c.Store.Archive(ctx, id, pieceDownload)
 	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
 		return nil, gone
 	} else if err != nil {
@@ -304,25 +335,34 @@ func (r *Runner) Download(ctx context.Context, link string) ([]byte, error) {
 	if err != nil {
 		return nil, gone
 	}
-	sealed, err := r.c.Store.TakeArchive(ctx, id, "archive.zip")
+	sealed, err := r.c.Store.TakeArchive(ctx, id, pieceArchive)
 	if lethe.ErrorCode(err) == lethe.ENOTFOUND {
 		return nil, gone // used
 	} else if err != nil {
 		return nil, err
 	}
-	archive, err := r.c.OpenSeal(sealed, ad("request-archive", req.Tenant, req.ID, "archive.zip"))
+	// Until it is given out, a failure puts it back for the next try, even
+	// if the person's connection is gone.
+	putBack := func(err error) error {
+		if perr := r.c.Store.PutArchive(context.WithoutCancel(ctx), id, pieceArchive, sealed, d.Expires); perr != nil {
+			return errors.Join(err, perr)
+		}
+		return err
+	}
+	archive, err := r.c.OpenSeal(sealed, ad("request-archive", req.Tenant, req.ID, pieceArchive))
 	if err != nil {
-		return nil, fmt.Errorf("request %s: open archive: %w", id, err)
+		return nil, putBack(fmt.Errorf("request %s: open archive: %w", id, err))
 	}
 	if err := record(ctx, r.c.Audit, r.c.Now(), lethe.RequestSelf, "request.download", "ok", req); err != nil {
-		// Not given out unaudited: put it back for the next try.
-		if perr := r.c.Store.PutArchive(ctx, id, "archive.zip", sealed, d.Expires); perr != nil {
-			return nil, errors.Join(err, perr)
-		}
-		return nil, err
+		return nil, putBack(err) // not given out unaudited
 	}
+	// Given out: nothing of the person is kept, and a finish run again
+	// knows not to build it again.
 	if err := r.c.Store.DeleteArchive(ctx, id); err != nil {
-		r.c.Logger.Warn("archive parts kept after the download until they expire", "request", id, "err", err.Error())
+		r.c.Logger.Warn("archive pieces kept after the download until they expire", "request", id, "err", err.Error())
+	}
+	if err := r.c.Store.PutArchive(ctx, id, pieceDownloaded, []byte{1}, d.Expires); err != nil {
+		r.c.Logger.Warn("the download was not marked", "request", id, "err", err.Error())
 	}
 	return archive, nil
 }

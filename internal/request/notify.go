@@ -29,8 +29,9 @@ func tell(ctx context.Context, m mail.Sender, open func(sealed, ad []byte) ([]by
 	return nil
 }
 
-// doneText says what a completed request did, for the person.
-func doneText(r *lethe.Request, org, purpose string) string {
+// doneText says what a completed request did, for the person, with a
+// note on what could not be done, if any.
+func doneText(r *lethe.Request, org, purpose, note string) string {
 	what := ""
 	switch r.Type {
 	case lethe.RequestErasure:
@@ -43,6 +44,9 @@ func doneText(r *lethe.Request, org, purpose string) string {
 		what = fmt.Sprintf("We stopped processing your personal data for this purpose: %s.", purpose)
 	default:
 		what = "Your data has been sent to you in a separate message."
+	}
+	if note != "" {
+		what += "\n\n" + note
 	}
 	return fmt.Sprintf("Your request %s for %s is done.\n\n%s\n\nQuestions: write to %s and name the request.\n", r.ID, describe(r.Type), what, org)
 }

@@ -170,6 +170,29 @@ func TestRectificationReachesVault(t *testing.T) {
 	if msgs := w.mailsTo(t, c.Email); len(msgs) != 1 || !strings.Contains(msgs[0].Text, "We corrected your personal data") {
 		t.Errorf("the person got %d messages, not the correction's", len(msgs))
 	}
+
+	// A corrected address another subject holds: the systems are
+	// corrected, the vault keeps the old one, the request does not get
+	// stuck, and the person is told.
+	d := w.cs[7]
+	taken := fmt.Sprintf("taken-%d@mail.example", d.ID) // a subject of the vault, no customer of the shop
+	if _, err := w.vault.CreateSubject(ctx, lethe.Actor{KeyID: "key_shop", Role: lethe.RoleService}, lethe.NewSubject{Identifiers: map[string]string{lethe.KindEmail: taken}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err = w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestRectification, SubjectID: w.subjects[d.ID], Contact: d.Email, Verified: true,
+		Values: map[string]string{"user.contact.email": taken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := w.wait(t, r.ID); done.State != lethe.RequestCompleted {
+		t.Fatalf("a correction to a held address: got %s", done.State)
+	}
+	if v, err := w.vault.ReadSubject(ctx, dpo, lethe.DefaultTenant, w.subjects[d.ID], lethe.ReadOptions{}); err != nil || v.Identifiers[lethe.KindEmail] != d.Email {
+		t.Errorf("customer %d: the vault's address changed to one another subject holds (%v)", d.ID, err)
+	}
+	if msgs := w.mailsTo(t, d.Email); len(msgs) != 1 || !strings.Contains(msgs[0].Text, "another account uses it") {
+		t.Errorf("customer %d was not told the vault kept the old address", d.ID)
+	}
 }
 
 // TestAcknowledgementReminderAndTimeout: a system that answered "later"
@@ -331,5 +354,90 @@ func TestUndownloadedArchiveExpires(t *testing.T) {
 		if _, err := w.store.Archive(ctx, r.ID, name); lethe.ErrorCode(err) != lethe.ENOTFOUND {
 			t.Errorf("%s after the link expired: %v", name, err)
 		}
+	}
+}
+
+// TestDeliverRunAgain: a finish run again (a retry after a crash) mails
+// the same link again while the archive waits, and does nothing once it
+// was downloaded: the archive is built once.
+func TestDeliverRunAgain(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	c := w.cs[2]
+	r, err := w.svc.Create(ctx, dpo, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestAccess, SubjectID: w.subjects[c.ID], Contact: c.Email, Verified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := w.wait(t, r.ID)
+	systems := []string{"shop", "uploads"}
+	links := func() []string {
+		var out []string
+		for _, m := range w.mailsTo(t, c.Email) {
+			if l := regexp.MustCompile(`/v1/self/downloads/(\S+)`).FindStringSubmatch(m.Text); l != nil {
+				out = append(out, l[1])
+			}
+		}
+		return out
+	}
+	if err := w.runner.Deliver(ctx, done, systems); err != nil {
+		t.Fatal(err)
+	}
+	got := links()
+	if len(got) != 2 || got[0] != got[1] {
+		t.Fatalf("run again before the download: %d links mailed, the same: %v", len(got), len(got) == 2 && got[0] == got[1])
+	}
+	if _, err := w.runner.Download(ctx, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.runner.Deliver(ctx, done, systems); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(links()); n != 2 {
+		t.Errorf("run again after the download: %d links mailed, want still 2", n)
+	}
+	if _, err := w.store.Archive(ctx, r.ID, "archive.zip"); lethe.ErrorCode(err) != lethe.ENOTFOUND {
+		t.Errorf("an archive was built again after the download: %v", err)
+	}
+}
+
+// TestMergedAskSetsPassphrase: asked again with a passphrase while the
+// first ask awaits its code, the one request's archive is encrypted to it.
+func TestMergedAskSetsPassphrase(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	c := w.cs[1]
+	first, err := w.svc.Create(ctx, lethe.RequestSelf, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestAccess, Contact: c.Email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := w.svc.Create(ctx, lethe.RequestSelf, lethe.DefaultTenant, lethe.RequestAsk{Type: lethe.RequestAccess, Contact: c.Email, Passphrase: "chosen the second time"})
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("the second ask was not merged: %v", err)
+	}
+	var code string
+	for _, m := range w.mailsTo(t, c.Email) {
+		if cm := regexp.MustCompile(`your code is: (\d{8})`).FindStringSubmatch(m.Text); cm != nil {
+			code = cm[1]
+		}
+	}
+	if _, err := w.svc.Verify(ctx, lethe.DefaultTenant, first.ID, code); err != nil {
+		t.Fatal(err)
+	}
+	if done := w.wait(t, first.ID); done.State != lethe.RequestCompleted {
+		t.Fatalf("got %s", done.State)
+	}
+	var link string
+	for _, m := range w.mailsTo(t, c.Email) {
+		if l := regexp.MustCompile(`/v1/self/downloads/(\S+)`).FindStringSubmatch(m.Text); l != nil {
+			link = l[1]
+		}
+	}
+	data, err := w.runner.Download(ctx, link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := age.NewScryptIdentity("chosen the second time")
+	if _, err := age.Decrypt(bytes.NewReader(data), id); err != nil {
+		t.Errorf("the archive does not open with the passphrase of the merged ask: %v", err)
 	}
 }

@@ -270,6 +270,13 @@ func (r *Runner) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 			task = t
 		}
 	}
+	if task.State == lethe.TaskWaiting {
+		// Run again after its job recorded it waiting: its reminder may
+		// not have been enqueued.
+		if err := r.enqueueReminder(ctx, r.nextReminder(req, task)); err != nil {
+			return err
+		}
+	}
 	if task.State == lethe.TaskDone || task.State == lethe.TaskWaiting {
 		return r.enqueueFinish(ctx, req)
 	}
@@ -306,11 +313,20 @@ func (r *Runner) work(ctx context.Context, job *river.Job[TaskArgs]) error {
 		return err
 	}
 	if task.State == lethe.TaskWaiting {
-		if err := r.enqueueReminder(ctx, RemindArgs{RequestID: req.ID, Tenant: req.Tenant, System: a.System, Since: task.UpdatedAt}); err != nil {
+		if err := r.enqueueReminder(ctx, r.nextReminder(req, task)); err != nil {
 			return err
 		}
 	}
 	return r.enqueueFinish(ctx, req)
+}
+
+// nextReminder is the reminder a waiting task is due next. Reminders are
+// numbered by their slot (the Nth comes N×AckReminder after the waiting
+// began), so that the same reminder enqueued again (after a crash, by the
+// sweep) is one job.
+func (r *Runner) nextReminder(req *lethe.Request, task lethe.RequestTask) RemindArgs {
+	n := int(r.c.Now().Sub(task.UpdatedAt)/r.c.AckReminder) + 1
+	return RemindArgs{RequestID: req.ID, Tenant: req.Tenant, System: task.System, Since: task.UpdatedAt, N: max(n, 1)}
 }
 
 // RemindArgs is the job that reminds a system waited for, or gives up
@@ -326,14 +342,14 @@ type RemindArgs struct {
 // Kind implements river.JobArgs.
 func (RemindArgs) Kind() string { return "request_remind" }
 
-// enqueueReminder schedules a's reminder after AckReminder, or at the
-// timeout if that comes first.
+// enqueueReminder schedules reminder a in its slot, or at the timeout if
+// that comes first.
 func (r *Runner) enqueueReminder(ctx context.Context, a RemindArgs) error {
 	q, err := r.q()
 	if err != nil {
 		return err
 	}
-	at := r.c.Now().Add(r.c.AckReminder)
+	at := a.Since.Add(time.Duration(a.N) * r.c.AckReminder)
 	if end := a.Since.Add(r.c.AckTimeout); end.Before(at) {
 		at = end
 	}
@@ -383,7 +399,7 @@ func (r *Runner) remind(ctx context.Context, job *river.Job[RemindArgs]) error {
 	if r.c.Mail != nil && r.c.Summary.Contact != "" {
 		msg := mail.Message{To: r.c.Summary.Contact, Subject: fmt.Sprintf("Request %s waits for %s", req.ID, a.System),
 			Text: fmt.Sprintf("Request %s (%s, due %s) has waited since %s for system %s to acknowledge its part.\n\n"+
-				"It was reminded again. If it has not answered by %s, the request shows as partially completed.\n"+
+				"It was reminded again. If it has not answered by %s, its part is marked failed, for you to chase.\n"+
 				"Once it has done its part: lethe request done %s --system %s --count N\n",
 				req.ID, req.Type, req.DueAt.Format(time.DateOnly), a.Since.Format(time.DateTime+" MST"), a.System,
 				a.Since.Add(r.c.AckTimeout).Format(time.DateTime+" MST"), req.ID, a.System)}
@@ -391,8 +407,11 @@ func (r *Runner) remind(ctx context.Context, job *river.Job[RemindArgs]) error {
 			r.c.Logger.Warn("request reminder not mailed to the DPO", "request", req.ID, "system", a.System, "err", err.Error())
 		}
 	}
-	a.N++
-	return r.enqueueReminder(ctx, a)
+	// The next slot from now: after downtime, missed reminders are not
+	// sent in a burst.
+	next := r.nextReminder(req, task)
+	next.N = max(next.N, a.N+1)
+	return r.enqueueReminder(ctx, next)
 }
 
 // notifyAgain sends a waiting system its part of a request again.
@@ -607,15 +626,18 @@ func (r *Runner) writeArchivePart(ctx context.Context, req *lethe.Request, syste
 		return fmt.Errorf("request %s: archive %s: %w", req.ID, system, err)
 	}
 	sealed := r.c.Seal(b, ad("request-archive", req.Tenant, req.ID, system))
-	return r.c.Store.PutArchive(ctx, req.ID, partName(system), sealed, time.Time{})
+	// Kept until the archive is built, at the latest a week past the
+	// latest the request may be due: a request stuck for longer leaves no
+	// personal data behind.
+	return r.c.Store.PutArchive(ctx, req.ID, partName(system), sealed, lethe.RequestLatestDue(req.ReceivedAt).Add(DownloadTTL))
 }
 
 // partName is the name a system's part of an archive is stored under.
 func partName(system string) string { return "part:" + system }
 
-// ReadArchivePart opens one system's part of a request's access archive;
+// readPart opens one system's part of a request's access archive;
 // ENOTFOUND if it has none.
-func (r *Runner) ReadArchivePart(ctx context.Context, req *lethe.Request, system string) ([]byte, error) {
+func (r *Runner) readPart(ctx context.Context, req *lethe.Request, system string) ([]byte, error) {
 	sealed, err := r.c.Store.Archive(ctx, req.ID, partName(system))
 	if err != nil {
 		return nil, err
@@ -681,9 +703,9 @@ func (r *Runner) Resume(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	if n, err := r.c.Store.PruneArchives(ctx, r.c.Now()); err != nil {
-		return 0, err
+		r.c.Logger.Warn("expired access archives not deleted; the next sweep tries again", "err", err.Error())
 	} else if n > 0 {
-		r.c.Logger.Info("expired access archives deleted", "archives", n)
+		r.c.Logger.Info("expired access archive pieces deleted", "pieces", n)
 	}
 	f := lethe.RequestFilter{AllTenants: true, States: []lethe.RequestState{lethe.RequestApproved, lethe.RequestRunning, lethe.RequestPartial}, Limit: lethe.RequestListLimit}
 	n := 0
@@ -706,8 +728,13 @@ func (r *Runner) Resume(ctx context.Context) (int, error) {
 				return n, err
 			}
 			for _, t := range tasks {
-				if t.State == lethe.TaskPending || t.State == lethe.TaskRunning {
+				switch t.State {
+				case lethe.TaskPending, lethe.TaskRunning:
 					if err := q.Insert(ctx, TaskArgs{RequestID: req.ID, Tenant: req.Tenant, System: t.System}, unique); err != nil {
+						return n, err
+					}
+				case lethe.TaskWaiting:
+					if err := r.enqueueReminder(ctx, r.nextReminder(req, t)); err != nil {
 						return n, err
 					}
 				}
@@ -850,6 +877,67 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 	if ok, err := r.c.Store.ClaimFinish(ctx, req.Tenant, req.ID, fmt.Sprintf("job:%d", job.ID), now, now.Add(finishLease)); err != nil || !ok {
 		return err
 	}
+	// Each step below may run again (this job retried, or another finish
+	// after the lease ran out), and none has effect twice: the archive is
+	// built once, the ledger records once, the vault's erasure and
+	// correction are idempotent, and the receipt, once stored, is kept.
+	note := ""
+	switch req.Type {
+	case lethe.RequestAccess, lethe.RequestPortability:
+		var systems []string
+		for _, t := range tasks {
+			systems = append(systems, t.System)
+		}
+		if err := r.deliver(ctx, req, systems); err != nil {
+			return err
+		}
+		if err := r.forgetPassphrase(req); err != nil {
+			return err
+		}
+	case lethe.RequestRestriction, lethe.RequestObjection:
+		if req.SubjectID != "" {
+			if err := r.record(ctx, req); err != nil {
+				return err
+			}
+		}
+	case lethe.RequestRectification:
+		if req.SubjectID != "" {
+			if note, err = r.rectifyVault(ctx, req); err != nil {
+				return err
+			}
+		}
+	case lethe.RequestErasure:
+		if len(req.Receipt) == 0 {
+			if err := r.receipt(ctx, req, tasks); err != nil {
+				return err
+			}
+		}
+	}
+	if req.Type != lethe.RequestAccess && req.Type != lethe.RequestPortability { // those were sent their archive
+		d, err := r.details(req)
+		if err != nil {
+			return err
+		}
+		// Told before the request is marked done: a crash in between tells
+		// them twice rather than never.
+		if err := tell(ctx, r.c.Mail, r.c.OpenSeal, r.c.Summary.Organisation, req, "Your request is done", doneText(req, r.c.Summary.Organisation, d.Purpose, note)); err != nil {
+			return err
+		}
+	}
+	closed := r.c.Now().UTC()
+	if err := record(ctx, r.c.Audit, closed, actorOf(req), "request.completed", "ok", req); err != nil {
+		return err
+	}
+	return r.save(ctx, req, func(cur *lethe.Request) {
+		cur.State, cur.ClosedAt, cur.UpdatedAt = lethe.RequestCompleted, &closed, closed
+		cur.Receipt, cur.Details = req.Receipt, req.Details
+	})
+}
+
+// receipt destroys an erased subject's key and its other requests'
+// archives, then signs the receipt, chains its hash into the audit log
+// and stores it on the request, so that a finish run again keeps it.
+func (r *Runner) receipt(ctx context.Context, req *lethe.Request, tasks []lethe.RequestTask) error {
 	rc := Receipt{RequestID: req.ID, Tenant: req.Tenant, SubjectID: req.SubjectID, Type: string(req.Type), ReceivedAt: req.ReceivedAt}
 	for _, t := range tasks {
 		s := ReceiptSystem{System: t.System, State: t.State}
@@ -861,70 +949,68 @@ func (r *Runner) finish(ctx context.Context, job *river.Job[FinishArgs]) error {
 		}
 		rc.Systems = append(rc.Systems, s)
 	}
-	if req.Type == lethe.RequestAccess || req.Type == lethe.RequestPortability {
-		var systems []string
-		for _, t := range tasks {
-			systems = append(systems, t.System)
-		}
-		if err := r.deliver(ctx, req, systems); err != nil {
-			return err
-		}
-		if err := r.forgetPassphrase(req); err != nil {
-			return err
-		}
-	}
-	if (req.Type == lethe.RequestRestriction || req.Type == lethe.RequestObjection) && req.SubjectID != "" {
-		if err := r.record(ctx, req); err != nil {
-			return err
-		}
-	}
-	if req.Type == lethe.RequestRectification && req.SubjectID != "" {
-		if err := r.rectifyVault(ctx, req); err != nil {
-			return err
-		}
-	}
-	if req.Type == lethe.RequestErasure && req.SubjectID != "" {
+	if req.SubjectID != "" {
 		_, err := r.c.Vault.EraseSubject(ctx, actorOf(req), req.Tenant, req.SubjectID)
 		if code := lethe.ErrorCode(err); err != nil && code != lethe.EGONE && code != lethe.ENOTFOUND {
 			return fmt.Errorf("request %s: erase subject: %w", req.ID, err)
 		}
 		destroyed := r.c.Now().UTC()
 		rc.KeyDestroyedAt = &destroyed
+		// Archives of the subject's other requests are sealed under the
+		// deployment's key, not the subject's: delete them too.
+		others, err := r.c.Store.ListRequests(ctx, lethe.RequestFilter{Tenant: req.Tenant, SubjectID: req.SubjectID, Limit: lethe.RequestListLimit})
+		if err != nil {
+			return fmt.Errorf("request %s: the subject's requests: %w", req.ID, err)
+		}
+		for _, o := range others {
+			if err := r.c.Store.DeleteArchive(ctx, o.ID); err != nil {
+				return fmt.Errorf("request %s: delete the archive of request %s: %w", req.ID, o.ID, err)
+			}
+		}
 	}
 	rc.CompletedAt = r.c.Now().UTC()
-	if req.Type == lethe.RequestErasure {
-		body, err := json.Marshal(rc)
-		if err != nil {
-			return err
-		}
-		signed, err := json.Marshal(SignedReceipt{Receipt: body, Signature: base64.StdEncoding.EncodeToString(r.c.Sign(body))})
-		if err != nil {
-			return err
-		}
-		req.Receipt = signed
-		// The receipt's hash goes into the tamper-evident log: a receipt
-		// shown later is the one Lethe signed, and none went missing.
-		sum := sha256.Sum256(signed)
-		ev := lethe.AuditEvent{Time: rc.CompletedAt, Action: "request.receipt", Outcome: "ok", KeyID: actorOf(req).KeyID, Role: actorOf(req).Role,
-			Tenant: req.Tenant, SubjectID: req.SubjectID, Resource: "request:" + req.ID + "/receipt/sha256:" + hex.EncodeToString(sum[:])}
-		if err := r.c.Audit.Record(ctx, ev); err != nil {
-			return fmt.Errorf("request %s: audit the receipt: %w", req.ID, err)
-		}
+	body, err := json.Marshal(rc)
+	if err != nil {
+		return err
 	}
-	if req.Type != lethe.RequestAccess && req.Type != lethe.RequestPortability { // those were sent their archive
-		d, err := r.details(req)
+	signed, err := json.Marshal(SignedReceipt{Receipt: body, Signature: base64.StdEncoding.EncodeToString(r.c.Sign(body))})
+	if err != nil {
+		return err
+	}
+	// The receipt's hash goes into the tamper-evident log: a receipt shown
+	// later is the one Lethe signed, and none went missing.
+	sum := sha256.Sum256(signed)
+	ev := lethe.AuditEvent{Time: rc.CompletedAt, Action: "request.receipt", Outcome: "ok", KeyID: actorOf(req).KeyID, Role: actorOf(req).Role,
+		Tenant: req.Tenant, SubjectID: req.SubjectID, Resource: "request:" + req.ID + "/receipt/sha256:" + hex.EncodeToString(sum[:])}
+	if err := r.c.Audit.Record(ctx, ev); err != nil {
+		return fmt.Errorf("request %s: audit the receipt: %w", req.ID, err)
+	}
+	req.Receipt = signed
+	return r.save(ctx, req, func(cur *lethe.Request) { cur.Receipt = signed })
+}
+
+// save stores a change to a request made by apply, applied to the stored
+// request afresh if staff changed it meanwhile (an extension while it
+// runs), and leaves the result in req.
+func (r *Runner) save(ctx context.Context, req *lethe.Request, apply func(*lethe.Request)) error {
+	cur := *req
+	for range 5 {
+		apply(&cur)
+		err := r.c.Store.UpdateRequest(ctx, &cur)
+		if err == nil {
+			*req = cur
+			return nil
+		}
+		if lethe.ErrorCode(err) != lethe.ECONFLICT {
+			return err
+		}
+		fresh, err := r.c.Store.Request(ctx, req.Tenant, req.ID)
 		if err != nil {
 			return err
 		}
-		// Told before the request is marked done: a crash in between tells
-		// them twice rather than never.
-		if err := tell(ctx, r.c.Mail, r.c.OpenSeal, r.c.Summary.Organisation, req, "Your request is done", doneText(req, r.c.Summary.Organisation, d.Purpose)); err != nil {
-			return err
-		}
+		cur = *fresh
 	}
-	closed := rc.CompletedAt
-	req.State, req.ClosedAt, req.UpdatedAt = lethe.RequestCompleted, &closed, closed
-	return r.update(ctx, "request.completed", req)
+	return lethe.Errorf(lethe.ECONFLICT, "request %s kept changing while it was finished", req.ID)
 }
 
 // record writes a restriction or an objection into the consent ledger,
@@ -985,11 +1071,13 @@ var identifierKinds = map[string]string{
 // rectifyVault writes a rectification's corrected identifiers into the
 // vault. It runs once every system is done, because until then the
 // systems find the person by the identifiers as they were. Writing the
-// same value again changes nothing, so a finish run twice is harmless.
-func (r *Runner) rectifyVault(ctx context.Context, req *lethe.Request) error {
+// same value again changes nothing, so a finish run twice is harmless. A
+// corrected identifier another subject holds is left as it was, audited,
+// and the returned note tells the person.
+func (r *Runner) rectifyVault(ctx context.Context, req *lethe.Request) (string, error) {
 	d, err := r.details(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	set := map[string]string{}
 	for category, v := range d.Values {
@@ -998,13 +1086,19 @@ func (r *Runner) rectifyVault(ctx context.Context, req *lethe.Request) error {
 		}
 	}
 	if len(set) == 0 {
-		return nil
+		return "", nil
 	}
 	_, err = r.c.Vault.UpdateSubject(ctx, actorOf(req), req.Tenant, req.SubjectID, lethe.ProfileChange{SetIdentifiers: set, Reason: "rectification request " + req.ID})
-	if err != nil {
-		return fmt.Errorf("request %s: rectify the vault: %w", req.ID, err)
+	if lethe.ErrorCode(err) == lethe.ECONFLICT {
+		if err := record(ctx, r.c.Audit, r.c.Now(), actorOf(req), "request.rectify_vault", "conflict", req); err != nil {
+			return "", err
+		}
+		return "The address or number we know you by was not changed in our records: another account uses it. Write to us if it is yours.", nil
 	}
-	return nil
+	if err != nil {
+		return "", fmt.Errorf("request %s: rectify the vault: %w", req.ID, err)
+	}
+	return "", nil
 }
 
 // forgetPassphrase drops the passphrase an archive was encrypted to from

@@ -157,6 +157,13 @@ func (s *Service) Create(ctx context.Context, a lethe.Actor, tenant string, in l
 	}
 	if merged {
 		s.c.Logger.Info("request merged into an open one", "request", got.ID, "type", got.Type)
+		// The passphrase of the newest ask counts while the request awaits
+		// its code: whoever verifies it has the address, and asked last.
+		if in.Passphrase != "" && got.State == lethe.RequestReceived {
+			if err := s.setPassphrase(ctx, got, in.Passphrase); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if in.Verified && !self {
 		if got.State == lethe.RequestReceived {
@@ -170,6 +177,23 @@ func (s *Service) Create(ctx context.Context, a lethe.Actor, tenant string, in l
 		}
 	}
 	return got, nil
+}
+
+// setPassphrase replaces the passphrase a request's archive is encrypted
+// to.
+func (s *Service) setPassphrase(ctx context.Context, r *lethe.Request, passphrase string) error {
+	raw, err := s.c.Open(r.Details, ad("request-details", r.Tenant, r.ID))
+	if err != nil {
+		return fmt.Errorf("request %s: open details: %w", r.ID, err)
+	}
+	var d details
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return fmt.Errorf("request %s: details: %w", r.ID, err)
+	}
+	d.Passphrase = passphrase
+	b, _ := json.Marshal(d) // maps of strings always marshal
+	r.Details = s.c.Seal(b, ad("request-details", r.Tenant, r.ID))
+	return s.c.Store.UpdateRequest(ctx, r)
 }
 
 func (s *Service) checkNew(tenant string, in lethe.RequestAsk, self bool) error {
@@ -455,17 +479,19 @@ func (s *Service) Extend(ctx context.Context, a lethe.Actor, tenant, id string, 
 	if err := s.update(ctx, a, "request.extend", r); err != nil {
 		return nil, err
 	}
-	return r, s.tell(ctx, r, "Your request takes longer", extendedText(r))
+	s.tell(ctx, r, "Your request takes longer", extendedText(r))
+	return r, nil
 }
 
 // tell mails the person what became of their request. The change is
-// stored already: a failure to send says so, for staff to tell them
+// stored already, so a failure to send does not fail it: it is logged and
+// audited (request.notify, outcome failed), for staff to tell the person
 // another way.
-func (s *Service) tell(ctx context.Context, r *lethe.Request, subject, text string) error {
+func (s *Service) tell(ctx context.Context, r *lethe.Request, subject, text string) {
 	if err := tell(ctx, s.c.Mail, s.c.Open, s.c.Organisation, r, subject, text); err != nil {
-		return fmt.Errorf("request %s is %s, but the person could not be told: %w", r.ID, r.State, err)
+		s.c.Logger.Warn("the person could not be told of their request", "request", r.ID, "state", r.State, "err", err.Error())
+		s.auditOutcome(ctx, actorOf(r), "request.notify", r, "failed")
 	}
-	return nil
 }
 
 // Close rejects or cancels an open request, with a reason.
@@ -488,9 +514,9 @@ func (s *Service) Close(ctx context.Context, a lethe.Actor, tenant, id string, s
 	if err := s.update(ctx, a, "request."+string(state), r); err != nil {
 		return nil, err
 	}
-	s.c.Store.DeleteCode(ctx, id)    // a closed request needs none; a failure leaves an unusable code
-	s.c.Store.DeleteArchive(ctx, id) // nor the parts of an archive it will not send; a failure leaves them sealed
-	return r, s.tell(ctx, r, "Your request was "+string(state), closedText(r))
+	s.c.Store.DeleteCode(ctx, id) // a closed request needs none; a failure leaves an unusable code
+	s.tell(ctx, r, "Your request was "+string(state), closedText(r))
+	return r, nil
 }
 
 // Request returns one request.

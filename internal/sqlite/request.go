@@ -288,12 +288,8 @@ func (s *RequestStore) DeleteCode(ctx context.Context, requestID string) error {
 
 // PutArchive implements lethe.RequestStore.
 func (s *RequestStore) PutArchive(ctx context.Context, requestID, name string, data []byte, expires time.Time) error {
-	var exp any
-	if !expires.IsZero() {
-		exp = expires.UnixMicro()
-	}
 	_, err := s.db.write.ExecContext(ctx, `INSERT INTO request_archives (request_id, name, data, expires_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (request_id, name) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at`, requestID, name, data, exp)
+		ON CONFLICT (request_id, name) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at`, requestID, name, data, expires.UnixMicro())
 	var e *sqlite.Error
 	if errors.As(err, &e) && e.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
 		return lethe.Errorf(lethe.ENOTFOUND, "request %s not found", requestID)
@@ -337,24 +333,12 @@ func (s *RequestStore) DeleteArchive(ctx context.Context, requestID string) erro
 
 // PruneArchives implements lethe.RequestStore.
 func (s *RequestStore) PruneArchives(ctx context.Context, now time.Time) (int, error) {
-	rows, err := s.db.write.QueryContext(ctx, `DELETE FROM request_archives WHERE request_id IN
-		(SELECT request_id FROM request_archives WHERE expires_at IS NOT NULL AND expires_at <= ?) RETURNING request_id`, now.UnixMicro())
+	res, err := s.db.write.ExecContext(ctx, `DELETE FROM request_archives WHERE expires_at <= ?`, now.UnixMicro())
 	if err != nil {
 		return 0, fmt.Errorf("prune archives: %w", err)
 	}
-	defer rows.Close()
-	gone := map[string]bool{}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return 0, fmt.Errorf("prune archives: %w", err)
-		}
-		gone[id] = true
-	}
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("prune archives: %w", err)
-	}
-	return len(gone), nil
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }
 
 // ClaimFinish implements lethe.RequestStore.

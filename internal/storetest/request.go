@@ -267,15 +267,16 @@ func TestRequestStore(t *testing.T, newStore func(t *testing.T) lethe.RequestSto
 		a, b := newRequest("acme", lethe.RequestAccess, "sub_a", at), newRequest("acme", lethe.RequestAccess, "sub_b", at)
 		s.CreateRequest(ctx, a)
 		s.CreateRequest(ctx, b)
+		later := at.Add(24 * time.Hour)
 		for _, r := range []*lethe.Request{a, b} {
-			if err := s.PutArchive(ctx, r.ID, "part:shop", []byte("first"), time.Time{}); err != nil {
+			if err := s.PutArchive(ctx, r.ID, "part:shop", []byte("first"), later); err != nil {
 				t.Fatal(err)
 			}
-			if err := s.PutArchive(ctx, r.ID, "part:shop", []byte("sealed shop"), time.Time{}); err != nil {
+			if err := s.PutArchive(ctx, r.ID, "part:shop", []byte("sealed shop"), later); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if err := s.PutArchive(ctx, lethe.NewRequestID(), "part:shop", []byte("x"), time.Time{}); !isCode(err, lethe.ENOTFOUND) {
+		if err := s.PutArchive(ctx, lethe.NewRequestID(), "part:shop", []byte("x"), later); !isCode(err, lethe.ENOTFOUND) {
 			t.Errorf("a piece of no request: got %v, want %s", err, lethe.ENOTFOUND)
 		}
 		if got, err := s.Archive(ctx, a.ID, "part:shop"); err != nil || string(got) != "sealed shop" {
@@ -301,25 +302,28 @@ func TestRequestStore(t *testing.T, newStore func(t *testing.T) lethe.RequestSto
 		if got.Load() != 1 {
 			t.Errorf("the archive was taken %d times", got.Load())
 		}
-		// An expired piece takes its whole archive with it, and only that.
+		// Each piece goes when it expires, and no sooner.
 		s.PutArchive(ctx, b.ID, "download", []byte("link"), at.Add(time.Hour))
 		if n, err := s.PruneArchives(ctx, at.Add(time.Minute)); err != nil || n != 0 {
 			t.Errorf("prune before expiry: %d, %v", n, err)
 		}
 		if n, err := s.PruneArchives(ctx, at.Add(time.Hour)); err != nil || n != 1 {
-			t.Errorf("prune at expiry: %d, %v", n, err)
+			t.Errorf("prune at the link's expiry: %d, %v", n, err)
 		}
-		if _, err := s.Archive(ctx, b.ID, "part:shop"); !isCode(err, lethe.ENOTFOUND) {
-			t.Errorf("a part of a pruned archive: got %v", err)
+		if _, err := s.Archive(ctx, b.ID, "download"); !isCode(err, lethe.ENOTFOUND) {
+			t.Errorf("an expired piece: got %v", err)
 		}
-		if _, err := s.Archive(ctx, a.ID, "part:shop"); err != nil {
-			t.Errorf("another request's part after the prune: %v", err)
+		if _, err := s.Archive(ctx, b.ID, "part:shop"); err != nil {
+			t.Errorf("a piece not yet expired, after the prune: %v", err)
 		}
 		if err := s.DeleteArchive(ctx, a.ID); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Archive(ctx, a.ID, "part:shop"); !isCode(err, lethe.ENOTFOUND) {
 			t.Errorf("after delete: got %v", err)
+		}
+		if n, err := s.PruneArchives(ctx, later); err != nil || n != 1 {
+			t.Errorf("prune at the parts' expiry: %d, %v", n, err)
 		}
 	})
 }
