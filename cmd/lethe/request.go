@@ -133,6 +133,18 @@ func (m *Main) request(ctx context.Context, args []string) error {
 	switch sub {
 	case "create":
 		in := lethe.RequestAsk{Type: lethe.RequestType(*typ), SubjectID: *subject, Purpose: *purpose, Reason: *ground, Verified: *verified}
+		// Standard input can be read once: a second flag reading it would
+		// get nothing, and an empty passphrase would send the archive
+		// unencrypted.
+		var fromStdin []string
+		for _, f := range []struct{ name, value string }{{"--contact-file", *contactFile}, {"--values-file", *valuesFile}, {"--passphrase-file", *passphraseFile}} {
+			if f.value == "-" {
+				fromStdin = append(fromStdin, f.name)
+			}
+		}
+		if len(fromStdin) > 1 {
+			return usageErrorf("only one of %s can read standard input (-); give the others a file", strings.Join(fromStdin, ", "))
+		}
 		if *contactFile != "" {
 			b, err := m.readArgFile(*contactFile)
 			if err != nil {
@@ -146,6 +158,11 @@ func (m *Main) request(ctx context.Context, args []string) error {
 				return err
 			}
 			in.Passphrase = strings.TrimRight(string(b), "\r\n")
+			if in.Passphrase == "" {
+				// Without a passphrase the archive would go out
+				// unencrypted: never so because a file was empty.
+				return usageErrorf("--passphrase-file holds no passphrase; leave the flag out for an archive that is not encrypted")
+			}
 		}
 		if *valuesFile != "" {
 			b, err := m.readArgFile(*valuesFile)

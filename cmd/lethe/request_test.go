@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -331,9 +332,9 @@ func TestRequestWait(t *testing.T) {
 	}
 	noPII := func(t *testing.T, outs ...string) {
 		t.Helper()
-		for _, s := range outs {
+		for i, s := range outs {
 			if strings.Contains(s, "@example.com") {
-				t.Errorf("the address shows: %q", s)
+				t.Errorf("an address shows in output #%d", i)
 			}
 		}
 	}
@@ -456,11 +457,15 @@ func TestRequestWaitPartial(t *testing.T) {
 	}
 	c := cs[0]
 	in, keyFile, r := verifiedErasure(t, dir, filepath.Join(t.TempDir(), "data"), db, c)
-	noPII := func(outs ...string) {
+	noPII := func(out, errOut string) {
 		t.Helper()
-		for _, o := range outs {
-			if strings.Contains(o, c.Email) || strings.Contains(o, c.FullName) {
-				t.Errorf("a personal value shows: %q", o)
+		// Say which value leaked where, never the output that holds it.
+		for where, o := range map[string]string{"stdout": out, "stderr": errOut} {
+			if strings.Contains(o, c.Email) {
+				t.Errorf("the customer's email shows on %s", where)
+			}
+			if strings.Contains(o, c.FullName) {
+				t.Errorf("the customer's name shows on %s", where)
 			}
 		}
 	}
@@ -612,4 +617,103 @@ func verifiedErasure(t *testing.T, dir, data string, db *sql.DB, c shop.Customer
 		t.Fatalf("create: %s %s", out, errOut)
 	}
 	return in, keyFile, r
+}
+
+// TestRequestCLIStdinOnce: standard input can feed one file flag of
+// create, and an empty passphrase file is refused: neither may leave a
+// value silently empty (an archive sent unencrypted). Both are usage
+// errors, found before anything is sent.
+func TestRequestCLIStdinOnce(t *testing.T) {
+	ctx := context.Background()
+	in := serve(t, filepath.Join(t.TempDir(), "data"), nil)
+	admin := in.client(t, in.adminKey(t))
+	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
+	keyFile := filepath.Join(t.TempDir(), "dpo.key")
+	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	contact := filepath.Join(t.TempDir(), "contact")
+	os.WriteFile(contact, []byte("ada@example.com\n"), 0o600)
+	empty := filepath.Join(t.TempDir(), "empty")
+	os.WriteFile(empty, nil, 0o600)
+	newline := filepath.Join(t.TempDir(), "newline")
+	os.WriteFile(newline, []byte("\n"), 0o600)
+
+	base := []string{"request", "create", "--key-file", keyFile, "--type", "access", "--verified"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"contact and passphrase", []string{"--contact-file", "-", "--passphrase-file", "-"}, "only one of --contact-file, --passphrase-file can read standard input"},
+		{"contact and values", []string{"--contact-file", "-", "--values-file", "-"}, "only one of --contact-file, --values-file can read standard input"},
+		{"values and passphrase", []string{"--contact-file", contact, "--values-file", "-", "--passphrase-file", "-"}, "only one of --values-file, --passphrase-file can read standard input"},
+		{"all three", []string{"--contact-file", "-", "--values-file", "-", "--passphrase-file", "-"}, "only one of --contact-file, --values-file, --passphrase-file can read standard input"},
+		{"empty passphrase file", []string{"--contact-file", contact, "--passphrase-file", empty}, "--passphrase-file holds no passphrase"},
+		{"passphrase file of a newline", []string{"--contact-file", contact, "--passphrase-file", newline}, "--passphrase-file holds no passphrase"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := in.run(t, append(append([]string{}, base...), tc.args...)...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("got exit %d, stderr %q; want exit 2 and %q", code, errOut, tc.want)
+			}
+			if out != "" {
+				t.Errorf("stdout: got %q, want nothing", out)
+			}
+		})
+	}
+	// Nothing was recorded.
+	list, err := in.client(t, dpo.Secret).ListRequests(ctx, lethe.RequestFilter{})
+	if err != nil || len(list) != 0 {
+		t.Errorf("requests recorded: got %d (%v), want 0", len(list), err)
+	}
+}
+
+// TestOldArchivesRemoved: access archives an earlier version kept as files
+// in <data-dir>/archives are removed when the server starts, with one log
+// line counting the requests whose archives went and nothing of what they
+// held; a later start has nothing to remove and says nothing.
+func TestOldArchivesRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	serve(t, dir, nil).shutdown(t)
+
+	const held = "ada@example.com, 12 Analytical Row"
+	archives := filepath.Join(dir, "archives")
+	for _, id := range []string{"req_aaaaaaaaaaaaaaaaaaaaaaaaaa", "req_bbbbbbbbbbbbbbbbbbbbbbbbbb"} {
+		if err := os.MkdirAll(filepath.Join(archives, id), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for name, content := range map[string]string{"archive.zip.sealed": held, "tenant": "default", "download.json": `{"note":"` + held + `"}`} {
+			if err := os.WriteFile(filepath.Join(archives, id, name), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.WriteFile(filepath.Join(archives, "stray"), []byte(held), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	in := serve(t, dir, nil)
+	if _, err := os.Lstat(archives); !os.IsNotExist(err) {
+		t.Errorf("%s after start: got %v, want it gone", archives, err)
+	}
+	in.shutdown(t)
+	logs := in.stderr.String()
+	var removed []map[string]any
+	for line := range strings.SplitSeq(logs, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && strings.HasPrefix(fmt.Sprint(rec["msg"]), "access archives from an earlier version removed") {
+			removed = append(removed, rec)
+		}
+	}
+	if len(removed) != 1 || removed[0]["level"] != "INFO" || removed[0]["requests"] != float64(2) {
+		t.Errorf("log lines of the removal: got %v, want one at INFO with requests 2", removed)
+	}
+	if strings.Contains(logs, held) {
+		t.Error("the log holds what an archive held")
+	}
+
+	again := serve(t, dir, nil)
+	again.shutdown(t)
+	if strings.Contains(again.stderr.String(), "access archives") {
+		t.Error("a later start logs a removal again")
+	}
 }

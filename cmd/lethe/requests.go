@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ const requestsSecret = "requests"
 // PostgreSQL River's tables in the data store. The returned function
 // stops the queue: running jobs get until its context's deadline.
 func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, auditor auditLog, v *vault.Service, ledger request.Ledger, baseURL func() string, log *slog.Logger) (*request.Service, func(context.Context) error, error) {
+	removeOldArchives(cfg.DataDir, log)
 	key, err := vault.DeploymentSecret(ctx, st.keyStore, kms, requestsSecret, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("requests key: %w", err)
@@ -159,6 +161,40 @@ func openRequests(ctx context.Context, cfg Config, st *stores, kms vault.KMS, au
 		return nil, nil, err
 	}
 	return svc, stop, nil
+}
+
+// oldArchivesDir is where, in <data-dir>, versions before access archives
+// moved into the data store kept them: one directory per request (its
+// sealed archive, its tenant, its download link's state).
+const oldArchivesDir = "archives"
+
+// removeOldArchives deletes the access archives an earlier version left in
+// the data directory. Nothing serves them any more, so their download
+// links no longer work; kept, they would be copies of people's data
+// outliving their purpose. It logs how many requests' archives went, never
+// what they held. A failure to remove them is logged as a warning, not
+// fatal: the server works without them, and the operator can delete the
+// directory by hand.
+func removeOldArchives(dataDir string, log *slog.Logger) {
+	dir := filepath.Join(dataDir, oldArchivesDir)
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return
+	} else if err != nil {
+		log.Warn("could not look for access archives from an earlier version; delete the directory by hand", "dir", dir, "err", err.Error())
+		return
+	}
+	n := 0
+	entries, _ := os.ReadDir(dir) // what it could read, if not all: only a count
+	for _, e := range entries {
+		if e.IsDir() {
+			n++
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		log.Warn("could not remove access archives from an earlier version; delete the directory by hand", "dir", dir, "err", err.Error())
+		return
+	}
+	log.Info("access archives from an earlier version removed; their links no longer work", "dir", dir, "requests", n)
 }
 
 // mailSender returns the SMTP sender the config names, or the outbox.

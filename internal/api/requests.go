@@ -7,12 +7,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/internal/request"
+	"github.com/lethe-privacy/lethe/internal/mail"
 )
 
 // Requests is what the API needs of the data-subject request service.
@@ -280,8 +281,14 @@ func (s *Server) selfCreateRequest(w http.ResponseWriter, r *http.Request) error
 	if tenant == "" {
 		tenant = lethe.DefaultTenant
 	}
-	if err := limited(s.contactLimits, s.limitKey("contact", tenant+"\x00"+strings.ToLower(strings.TrimSpace(in.Contact))), s.now()); err != nil {
-		return err
+	// The contact's limit counts the asks that would send it a code: an
+	// ask Create refuses with 400 sends nothing, and must not use up the
+	// budget of an address (anyone may write anyone's address), so the
+	// type and address are checked as Create checks them first.
+	if slices.Contains(lethe.RequestTypes, in.Type) && mail.Validate(strings.TrimSpace(in.Contact)) == nil {
+		if err := limited(s.contactLimits, s.limitKey("contact", tenant+"\x00"+strings.ToLower(strings.TrimSpace(in.Contact))), s.now()); err != nil {
+			return err
+		}
 	}
 	req, err := s.requests.Create(r.Context(), lethe.RequestSelf, tenant, lethe.RequestAsk{Type: in.Type, Contact: in.Contact, Purpose: in.Purpose, Values: in.Values, Passphrase: in.Passphrase})
 	if lethe.ErrorCode(err) == lethe.ERATELIMIT {
@@ -328,6 +335,13 @@ func (s *Server) selfVerifyRequest(w http.ResponseWriter, r *http.Request) error
 	return nil
 }
 
+// ageHeader is the first line of every file in age's format, version 1
+// (https://age-encryption.org/v1): an archive encrypted to the person's
+// passphrase begins with it. It belongs to age, not to the request
+// service, and is declared here so that the API does not import the
+// service it reaches through Requests.
+const ageHeader = "age-encryption.org/v1\n"
+
 func (s *Server) selfDownload(w http.ResponseWriter, r *http.Request) error {
 	if err := s.selfLimit(r); err != nil {
 		return err
@@ -337,7 +351,7 @@ func (s *Server) selfDownload(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// An archive encrypted to the person's passphrase says so itself.
-	if bytes.HasPrefix(archive, []byte(request.AgeHeader)) {
+	if bytes.HasPrefix(archive, []byte(ageHeader)) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Disposition", `attachment; filename="personal-data.zip.age"`)
 	} else {

@@ -99,6 +99,22 @@ func TestSelfRequestRateLimit(t *testing.T) {
 // rate limit's, and other addresses are not held back.
 func TestSelfRequestContactLimit(t *testing.T) {
 	f := newFixture(t, api.Options{SelfRateLimit: 1e6, SelfContactLimit: 2})
+	// Invalid asks naming the address send nothing and are refused with
+	// 400, however many: they do not use up its budget.
+	for i, body := range []string{
+		`{"type":"delete","contact":"target@example.com"}`,
+		`{"type":"","contact":"target@example.com"}`,
+		`{"type":"access","contact":"target@example"}`,
+		`{"type":"access","contact":"Target <target@example.com>"}`,
+		`{"type":"access","contact":"target@@example.com"}`,
+	} {
+		for range 3 {
+			resp, b := f.do(t, "POST", "/v1/self/requests", "", body)
+			if resp.StatusCode != 400 || strings.Contains(string(b), "target@") {
+				t.Errorf("invalid ask %d: got %d (the address echoed: %v), want 400 without the address", i, resp.StatusCode, strings.Contains(string(b), "target@"))
+			}
+		}
+	}
 	var codes []int
 	for _, typ := range []string{"access", "erasure", "portability"} {
 		resp, b := f.do(t, "POST", "/v1/self/requests", "", fmt.Sprintf(`{"type":%q,"contact":"target@example.com"}`, typ))

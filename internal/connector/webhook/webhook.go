@@ -126,7 +126,9 @@ type Callback struct {
 // with its secret within DefaultTolerance of now, a done callback naming a
 // request — and returns the request's tenant and ID, and how much the
 // third party held. Errors: ENOTFOUND for a system that takes no
-// callbacks, EUNAUTHORIZED for a bad signature, EINVALID for a bad body.
+// callbacks, EUNAUTHORIZED for a bad signature, EINVALID for a bad body
+// (among them a negative count or a tenant that is not a tenant name); no
+// error repeats a value of the body.
 func ReadCallback(sys *datamap.System, signature string, body []byte, now time.Time) (tenant, requestID string, count int64, err error) {
 	if sys == nil || sys.Kind != datamap.KindWebhook || sys.Webhook == nil || !sys.Webhook.Callback {
 		return "", "", 0, lethe.Errorf(lethe.ENOTFOUND, "no system of that name takes callbacks")
@@ -143,6 +145,9 @@ func ReadCallback(sys *datamap.System, signature string, body []byte, now time.T
 		return "", "", 0, lethe.Errorf(lethe.EINVALID, "a callback is JSON with request_id, tenant, action and status done")
 	}
 	if cb.Count != nil {
+		if *cb.Count < 0 {
+			return "", "", 0, lethe.Errorf(lethe.EINVALID, "a callback's count is the number of records held, not negative")
+		}
 		count = *cb.Count
 	}
 	if cb.HeldData != nil && !*cb.HeldData {
@@ -151,6 +156,8 @@ func ReadCallback(sys *datamap.System, signature string, body []byte, now time.T
 	tenant = cb.Tenant
 	if tenant == "" {
 		tenant = lethe.DefaultTenant
+	} else if lethe.ValidTenant(tenant) != nil {
+		return "", "", 0, lethe.Errorf(lethe.EINVALID, "a callback's tenant is a tenant name: 1 to 63 characters of a-z, 0-9, '_' and '-'")
 	}
 	return tenant, cb.RequestID, count, nil
 }

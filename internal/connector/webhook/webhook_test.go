@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/connector"
 	"github.com/lethe-privacy/lethe/internal/datamap"
 )
@@ -545,5 +546,60 @@ func TestDefaultTimeout(t *testing.T) {
 	defer c2.Close()
 	if got, want := c2.client.Timeout, 3*time.Second; got != want {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// TestReadCallback: a signed callback gives the request's tenant, ID and
+// count; one with a count or a tenant that cannot be is EINVALID, in words
+// that repeat none of the body's values.
+func TestReadCallback(t *testing.T) {
+	sys := system("https://processor.example/hook", secretFile(t, secret))
+	sys.Webhook.Callback = true
+	now := time.Now()
+	const id = "req_abcdefghijklmnopqrstuvwxyz"
+	tests := []struct {
+		name        string
+		body        string
+		tenant      string
+		count       int64
+		code        string   // "" for success
+		notInDetail []string // values the error must not repeat
+	}{
+		{"done", `{"request_id":"` + id + `","action":"erase","status":"done","count":3}`, lethe.DefaultTenant, 3, "", nil},
+		{"in a tenant", `{"request_id":"` + id + `","tenant":"acme","action":"erase","status":"done","count":2}`, "acme", 2, "", nil},
+		{"held no data", `{"request_id":"` + id + `","action":"erase","status":"done","count":3,"held_data":false}`, lethe.DefaultTenant, 0, "", nil},
+		{"zero count", `{"request_id":"` + id + `","action":"erase","status":"done","count":0}`, lethe.DefaultTenant, 0, "", nil},
+		{"negative count", `{"request_id":"` + id + `","action":"erase","status":"done","count":-7}`, "", 0, lethe.EINVALID, []string{"-7"}},
+		{"negative count held no data", `{"request_id":"` + id + `","action":"erase","status":"done","count":-7,"held_data":false}`, "", 0, lethe.EINVALID, []string{"-7"}},
+		{"upper-case tenant", `{"request_id":"` + id + `","tenant":"Acme","action":"erase","status":"done"}`, "", 0, lethe.EINVALID, []string{"Acme"}},
+		{"tenant with a path", `{"request_id":"` + id + `","tenant":"../acme","action":"erase","status":"done"}`, "", 0, lethe.EINVALID, []string{"../acme"}},
+		{"tenant holding an address", `{"request_id":"` + id + `","tenant":"alice@example.com","action":"erase","status":"done"}`, "", 0, lethe.EINVALID, []string{"alice@example.com"}},
+		{"long tenant", `{"request_id":"` + id + `","tenant":"` + strings.Repeat("a", 64) + `","action":"erase","status":"done"}`, "", 0, lethe.EINVALID, []string{strings.Repeat("a", 64)}},
+		{"not done", `{"request_id":"` + id + `","action":"erase","status":"accepted"}`, "", 0, lethe.EINVALID, nil},
+		{"bad request ID", `{"request_id":"req_1","action":"erase","status":"done"}`, "", 0, lethe.EINVALID, []string{"req_1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := []byte(tt.body)
+			tenant, gotID, count, err := ReadCallback(sys, Sign([]byte(secret), body, now), body, now)
+			if got := lethe.ErrorCode(err); got != tt.code {
+				t.Fatalf("code: got %q (%v), want %q", got, err, tt.code)
+			}
+			if tt.code != "" {
+				for i, v := range tt.notInDetail {
+					if strings.Contains(err.Error(), v) {
+						t.Errorf("the error repeats value %d of the body", i)
+					}
+				}
+				return
+			}
+			if tenant != tt.tenant || gotID != id || count != tt.count {
+				t.Errorf("got %s %s %d, want %s %s %d", tenant, gotID, count, tt.tenant, id, tt.count)
+			}
+		})
+	}
+	body := []byte(`{"request_id":"` + id + `","action":"erase","status":"done"}`)
+	if _, _, _, err := ReadCallback(sys, Sign([]byte("another secret"), body, now), body, now); lethe.ErrorCode(err) != lethe.EUNAUTHORIZED {
+		t.Errorf("signed with another secret: got %v, want %s", err, lethe.EUNAUTHORIZED)
 	}
 }
