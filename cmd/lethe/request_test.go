@@ -37,9 +37,7 @@ func TestRequestCLI(t *testing.T) {
 	in := serve(t, dir, nil)
 	admin := in.client(t, in.adminKey(t))
 	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
-	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
-	keyFile := filepath.Join(t.TempDir(), "dpo.key")
-	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	keyFile := newKeyFile(t, admin, "dpo")
 	s, err := in.client(t, svc.Secret).CreateSubject(ctx, map[string]string{"email": "grace@example.com"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -306,9 +304,7 @@ func TestRequestWait(t *testing.T) {
 	in := serve(t, filepath.Join(t.TempDir(), "data"), nil)
 	admin := in.client(t, in.adminKey(t))
 	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
-	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
-	keyFile := filepath.Join(t.TempDir(), "dpo.key")
-	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	keyFile := newKeyFile(t, admin, "dpo")
 	contact := filepath.Join(t.TempDir(), "contact")
 	os.WriteFile(contact, []byte("ada@example.com\n"), 0o600)
 	subjects := 0
@@ -544,13 +540,10 @@ func TestRequestProgressTerminal(t *testing.T) {
 // passphrase the person chose, from a file; the archive mailed to them is
 // encrypted to it.
 func TestRequestCLIPassphrase(t *testing.T) {
-	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
 	in := serve(t, dir, nil)
 	admin := in.client(t, in.adminKey(t))
-	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
-	keyFile := filepath.Join(t.TempDir(), "dpo.key")
-	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	keyFile := newKeyFile(t, admin, "dpo")
 	contact := filepath.Join(t.TempDir(), "contact")
 	os.WriteFile(contact, []byte("ada@example.com\n"), 0o600)
 	pass := filepath.Join(t.TempDir(), "pass")
@@ -599,9 +592,7 @@ func verifiedErasure(t *testing.T, dir, data string, db *sql.DB, c shop.Customer
 	in := serve(t, data, nil, "--datamap", filepath.Join(dir, "lethe.yaml"))
 	admin := in.client(t, in.adminKey(t))
 	svc, _ := admin.CreateKey(ctx, client.KeySpec{Name: "shop", Role: "service"})
-	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
-	keyFile := filepath.Join(t.TempDir(), "dpo.key")
-	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	keyFile := newKeyFile(t, admin, "dpo")
 	s, err := in.client(t, svc.Secret).CreateSubject(ctx, shop.Identifiers(c), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -624,12 +615,9 @@ func verifiedErasure(t *testing.T, dir, data string, db *sql.DB, c shop.Customer
 // value silently empty (an archive sent unencrypted). Both are usage
 // errors, found before anything is sent.
 func TestRequestCLIStdinOnce(t *testing.T) {
-	ctx := context.Background()
 	in := serve(t, filepath.Join(t.TempDir(), "data"), nil)
 	admin := in.client(t, in.adminKey(t))
-	dpo, _ := admin.CreateKey(ctx, client.KeySpec{Name: "dpo", Role: "dpo"})
-	keyFile := filepath.Join(t.TempDir(), "dpo.key")
-	os.WriteFile(keyFile, []byte(dpo.Secret), 0o600)
+	keyFile := newKeyFile(t, admin, "dpo")
 	contact := filepath.Join(t.TempDir(), "contact")
 	os.WriteFile(contact, []byte("ada@example.com\n"), 0o600)
 	empty := filepath.Join(t.TempDir(), "empty")
@@ -661,7 +649,8 @@ func TestRequestCLIStdinOnce(t *testing.T) {
 		})
 	}
 	// Nothing was recorded.
-	list, err := in.client(t, dpo.Secret).ListRequests(ctx, lethe.RequestFilter{})
+	secret, _ := os.ReadFile(keyFile)
+	list, err := in.client(t, string(secret)).ListRequests(context.Background(), lethe.RequestFilter{})
 	if err != nil || len(list) != 0 {
 		t.Errorf("requests recorded: got %d (%v), want 0", len(list), err)
 	}
@@ -716,4 +705,19 @@ func TestOldArchivesRemoved(t *testing.T) {
 	if strings.Contains(again.stderr.String(), "access archives") {
 		t.Error("a later start logs a removal again")
 	}
+}
+
+// newKeyFile creates an API key of role and returns a file holding its
+// secret, as the CLI's --key-file takes it.
+func newKeyFile(t *testing.T, admin *client.Client, role string) string {
+	t.Helper()
+	k, err := admin.CreateKey(context.Background(), client.KeySpec{Name: role, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), role+".key")
+	if err := os.WriteFile(path, []byte(k.Secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
