@@ -23,6 +23,34 @@ func customers(t testing.TB, m *datamap.Manifest, n int) []shop.Customer {
 	return connectortest.NewDatabase(t, m, datamap.KindSQLite, "shop").Seed(t, n)
 }
 
+// runContract runs the contract suite on conn for the first customer of
+// cs that pick accepts, every other customer its others; values gives
+// what conn holds of a customer.
+func runContract(t *testing.T, conn connector.Connector, cs []shop.Customer, pick func(shop.Customer) bool, values func(shop.Customer) []string, dump func(t *testing.T) map[string]string) {
+	t.Helper()
+	byID := map[string]shop.Customer{}
+	var me shop.Customer
+	var others []connector.Subject
+	for _, c := range cs {
+		byID[c.LetheID] = c
+		if me.ID == 0 && pick(c) {
+			me = c
+		} else {
+			others = append(others, connectortest.Subject(c, nil))
+		}
+	}
+	if me.ID == 0 {
+		t.Fatal("no seeded customer fits the test")
+	}
+	connectortest.Run(t, connectortest.Env{
+		Conn:    conn,
+		Subject: connectortest.Subject(me, nil),
+		Others:  others,
+		Values:  func(s connector.Subject) []string { return values(byID[s.ID]) },
+		Dump:    dump,
+	})
+}
+
 func TestRedisContract(t *testing.T) {
 	ctx := context.Background()
 	m := connectortest.Shop(t)
@@ -34,29 +62,9 @@ func TestRedisContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	byID := map[string]shop.Customer{}
-	for _, c := range cs {
-		byID[c.LetheID] = c
-	}
-	var me shop.Customer
-	for _, c := range cs { // one with everything: a session, and in the newsletter
-		if c.Newsletter && len(c.IPs) > 0 && len(c.Views) > 0 {
-			me = c
-			break
-		}
-	}
-	var others []connector.Subject
-	for _, c := range cs {
-		if c.ID != me.ID {
-			others = append(others, connectortest.Subject(c, nil))
-		}
-	}
-	connectortest.Run(t, connectortest.Env{
-		Conn:    conn,
-		Subject: connectortest.Subject(me, nil),
-		Others:  others,
-		Values: func(s connector.Subject) []string {
-			c := byID[s.ID]
+	// One with everything: a session, and in the newsletter.
+	runContract(t, conn, cs, func(c shop.Customer) bool { return c.Newsletter && len(c.IPs) > 0 && len(c.Views) > 0 },
+		func(c shop.Customer) []string {
 			id := strconv.FormatInt(c.ID, 10)
 			v := []string{":" + id + ";", "member=" + id + ";"} // in its keys' names, in the leaderboard
 			if len(c.IPs) > 0 {
@@ -67,8 +75,7 @@ func TestRedisContract(t *testing.T) {
 			}
 			return v
 		},
-		Dump: func(t *testing.T) map[string]string { return r.Dump(t) },
-	})
+		func(t *testing.T) map[string]string { return r.Dump(t) })
 }
 
 func TestFilesContract(t *testing.T) {
@@ -80,29 +87,14 @@ func TestFilesContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	byID := map[string]shop.Customer{}
-	var me shop.Customer
-	var others []connector.Subject
-	for _, c := range cs {
-		byID[c.LetheID] = c
-		if me.ID == 0 && c.Avatar != "" {
-			me = c
-		} else {
-			others = append(others, connectortest.Subject(c, nil))
-		}
-	}
-	connectortest.Run(t, connectortest.Env{
-		Conn:    conn,
-		Subject: connectortest.Subject(me, nil),
-		Others:  others,
-		Values: func(s connector.Subject) []string {
-			if a := byID[s.ID].Avatar; a != "" {
-				return []string{a}
+	runContract(t, conn, cs, func(c shop.Customer) bool { return c.Avatar != "" },
+		func(c shop.Customer) []string {
+			if c.Avatar != "" {
+				return []string{c.Avatar}
 			}
 			return nil
 		},
-		Dump: func(t *testing.T) map[string]string { return f.Dump(t) },
-	})
+		func(t *testing.T) map[string]string { return f.Dump(t) })
 }
 
 func TestWebhookContract(t *testing.T) {
@@ -114,29 +106,14 @@ func TestWebhookContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	byID := map[string]shop.Customer{}
-	var me shop.Customer
-	var others []connector.Subject
-	for _, c := range cs {
-		byID[c.LetheID] = c
-		if me.ID == 0 && c.Newsletter {
-			me = c
-		} else {
-			others = append(others, connectortest.Subject(c, nil))
-		}
-	}
-	connectortest.Run(t, connectortest.Env{
-		Conn:    conn,
-		Subject: connectortest.Subject(me, nil),
-		Others:  others,
-		Values: func(s connector.Subject) []string {
-			if c := byID[s.ID]; c.Newsletter {
+	runContract(t, conn, cs, func(c shop.Customer) bool { return c.Newsletter },
+		func(c shop.Customer) []string {
+			if c.Newsletter {
 				return []string{c.Email, c.FullName}
 			}
 			return nil
 		},
-		Dump: func(t *testing.T) map[string]string { return tp.Dump() },
-	})
+		func(t *testing.T) map[string]string { return tp.Dump() })
 }
 
 // BenchmarkEraseSixSystems erases one customer at a time from the six
