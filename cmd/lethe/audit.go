@@ -233,11 +233,7 @@ func (m *Main) audit(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageErrorf("audit needs a subcommand: verify, export, verify-proof or key\n\n%s", auditHelp)
 	}
-	fset := m.newFlagSet("audit " + args[0])
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), auditHelp)
-		fset.PrintDefaults()
-	}
+	fset := m.commandFlags("audit "+args[0], auditHelp)
 	dataDir, keyStore := m.Getenv("LETHE_DATA_DIR"), m.Getenv("LETHE_KEY_STORE")
 	if dataDir == "" {
 		dataDir = DefaultConfig().DataDir

@@ -75,12 +75,8 @@ func (m *Main) datamap(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		return usageErrorf("datamap needs a subcommand: validate, check, import-fides or schema\n\n%s", datamapHelp)
 	}
-	fset := m.newFlagSet("datamap " + args[0])
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), datamapHelp)
-		fset.PrintDefaults()
-	}
-	path := fset.String("manifest", "", "the data map: a YAML file or a directory of them (env LETHE_DATAMAP; default ./lethe.yaml)")
+	fset := m.commandFlags("datamap "+args[0], datamapHelp)
+	path := manifestFlag(fset)
 	asJSON := fset.Bool("json", false, "print the report as JSON")
 	if err := parse(fset, args[1:]); err != nil {
 		return err

@@ -44,13 +44,9 @@ func (m *Main) forget(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "replay" {
 		return usageErrorf("forget needs a subcommand: replay\n\n%s", forgetHelp)
 	}
-	fset := m.newFlagSet("forget replay")
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), forgetHelp)
-		fset.PrintDefaults()
-	}
+	fset := m.commandFlags("forget replay", forgetHelp)
 	where := m.bindKeyAdminFlags(fset)
-	path := fset.String("manifest", "", "the data map (env LETHE_DATAMAP; default ./lethe.yaml)")
+	path := manifestFlag(fset)
 	asJSON := fset.Bool("json", false, "print the report as JSON")
 	if err := parse(fset, args[1:]); err != nil {
 		return err

@@ -35,15 +35,11 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 	if len(args) == 0 || args[0] != "erase" {
 		return usageErrorf("plan needs a subcommand: erase\n\n%s", planHelp)
 	}
-	fset := m.newFlagSet("plan erase")
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), planHelp)
-		fset.PrintDefaults()
-	}
+	fset := m.commandFlags("plan erase", planHelp)
 	var cf clientFlags
 	cf.bind(fset, m.Getenv)
 	subject := fset.String("subject", "", "the subject's ID (sub_…)")
-	path := fset.String("manifest", "", "the data map: a YAML file or a directory of them (env LETHE_DATAMAP; default ./lethe.yaml)")
+	path := manifestFlag(fset)
 	asJSON := fset.Bool("json", false, "print the plan as JSON")
 	if err := parse(fset, args[1:]); err != nil {
 		return err

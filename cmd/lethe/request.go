@@ -68,11 +68,7 @@ func (m *Main) request(ctx context.Context, args []string) error {
 		return usageErrorf("request needs a subcommand: create, list, show, approve, retry, done, wait, extend, cancel or reject\n\n%s", requestHelp)
 	}
 	sub := args[0]
-	fset := m.newFlagSet("request " + sub)
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), requestHelp)
-		fset.PrintDefaults()
-	}
+	fset := m.commandFlags("request "+sub, requestHelp)
 	var cf clientFlags
 	cf.bind(fset, m.Getenv)
 	asJSON := fset.Bool("json", false, "print JSON")

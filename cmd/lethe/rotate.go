@@ -48,13 +48,9 @@ Flags:
 
 // rotateMaster implements "lethe keys rotate-master".
 func (m *Main) rotateMaster(ctx context.Context, args []string) error {
-	fset := m.newFlagSet("keys rotate-master")
+	fset := m.commandFlags("keys rotate-master", rotateMasterHelp)
 	where := m.bindKeyAdminFlags(fset)
 	rewrapOnly := fset.Bool("rewrap-only", false, "add no key: only rewrap the keys not under the current master key (finishes an interrupted rotation)")
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), rotateMasterHelp)
-		fset.PrintDefaults()
-	}
 	if err := parse(fset, args); err != nil {
 		return err
 	}

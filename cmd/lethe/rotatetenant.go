@@ -38,13 +38,9 @@ Flags:
 
 // rotateTenant implements "lethe keys rotate-tenant".
 func (m *Main) rotateTenant(ctx context.Context, args []string) error {
-	fset := m.newFlagSet("keys rotate-tenant")
+	fset := m.commandFlags("keys rotate-tenant", rotateTenantHelp)
 	where := m.bindKeyAdminFlags(fset)
 	tenant := fset.String("tenant", "", "the tenant whose key to rotate (required)")
-	fset.Usage = func() {
-		fmt.Fprint(fset.Output(), rotateTenantHelp)
-		fset.PrintDefaults()
-	}
 	if err := parse(fset, args); err != nil {
 		return err
 	}

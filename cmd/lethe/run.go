@@ -135,6 +135,22 @@ func (m *Main) newFlagSet(name string) *flag.FlagSet {
 	return fs
 }
 
+// commandFlags is newFlagSet for a command whose usage is help, then its
+// flags.
+func (m *Main) commandFlags(name, help string) *flag.FlagSet {
+	fs := m.newFlagSet(name)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), help)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// manifestFlag binds --manifest, the data map (see Main.manifestPath).
+func manifestFlag(fs *flag.FlagSet) *string {
+	return fs.String("manifest", "", "the data map: a YAML file or a directory of them (env LETHE_DATAMAP; default ./lethe.yaml)")
+}
+
 // parse parses args and turns a flag error into a usage error.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
